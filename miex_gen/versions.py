@@ -1,0 +1,32 @@
+"""Versions and environment facts saved beside every output, so results explain themselves."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import platform
+import sys
+
+from . import __version__
+
+_PACKAGES = ("numpy", "torch", "torchvision", "h5py", "py-feat", "mediapipe", "opencv-contrib-python")
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def environment_info() -> dict[str, str | None]:
+    """miex, Python and key package versions plus the UTC time (metadata only; imports nothing heavy)."""
+    info: dict[str, str | None] = {
+        "miex": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    for name in _PACKAGES:
+        info[name] = package_version(name)
+    return info
