@@ -1,0 +1,1 @@
+"""GANimation training: critic, losses, schedule, data, trainer (the generator is the renderer's)."""
