@@ -151,10 +151,8 @@ class FeatAuExtractor:
         self.weights = locate_feat_weights(weights_dir, multitask_weights)  # fail fast, before import feat
         self.face_threshold = face_threshold
         self.batch_size = batch_size
-        threads = _torch_threads()
-        from feat.detector_v2 import Detectorv2  # 12-17 s; sets OMP_NUM_THREADS=1
-
-        _torch_threads(threads)
+        with keep_thread_settings():
+            from feat.detector_v2 import Detectorv2  # 12-17 s; sets OMP_NUM_THREADS=1
         try:
             with _feat_resources(self.weights.cache_dir):
                 self.detector = Detectorv2(device=device, face_detection_threshold=face_threshold,
@@ -214,12 +212,19 @@ def _au_column(names: list[str], wanted: str) -> str | None:
                           hint="use py-feat's face_multitask_v2 weights (20 or 24 AUs)")
 
 
-def _torch_threads(n: int | None = None) -> int:
+@contextlib.contextmanager
+def keep_thread_settings() -> Iterator[None]:
+    """Undo what ``import feat`` does to threads: it sets ``OMP_NUM_THREADS=1`` (halving CPU throughput
+    of this process and of every subprocess it starts) when the variable was unset."""
     import torch
 
-    if n is not None:
-        torch.set_num_threads(n)
-    return torch.get_num_threads()
+    had, threads = os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if had is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -81,12 +82,15 @@ def standin_weights(tmp_path_factory):
     deterministic); the multitask model uses a small ConvNeXt-V2 backbone and narrow heads so that
     a CPU test stays fast. Both load through py-feat's own code paths.
     """
-    import torch
-    from feat.face_detectors.Retinaface.Retinaface_model import RETINAFACE_R34_CFG, RetinaFace
-    from feat.multitask.model_v2 import MEGraphAUv2, ModelV2Config
+    import dataclasses
+
     from safetensors.torch import save_file
 
-    import dataclasses
+    from miex_gen.au_extract import keep_thread_settings
+
+    with keep_thread_settings():  # the one `import feat` of this test module
+        from feat.face_detectors.Retinaface.Retinaface_model import RETINAFACE_R34_CFG, RetinaFace
+        from feat.multitask.model_v2 import MEGraphAUv2, ModelV2Config
 
     root = tmp_path_factory.mktemp("feat_weights")
     torch.manual_seed(0)
@@ -110,6 +114,7 @@ def standin_weights(tmp_path_factory):
 def test_extract_real_detector_offline_on_standin_weights(tmp_path, feat_test_data, standin_weights, monkeypatch):
     monkeypatch.delenv("FEAT_MULTITASK_WEIGHTS", raising=False)
     resources_before = sorted(p.name for p in feat_resource_dir().iterdir())
+    torch_threads_before = torch.get_num_threads()
     clip = _frames(tmp_path / "clipA", feat_test_data / "single_face.jpg", ["img9.jpg", "img10.jpg"])
     ck = tmp_path / "ck"
     _frames(ck / "cohn-kanade-images" / "S005" / "001", feat_test_data / "0-f15-hao-ph.jpg",
@@ -146,3 +151,4 @@ def test_extract_real_detector_offline_on_standin_weights(tmp_path, feat_test_da
     assert again.exit_code == 0 and "kept 2 existing" in " ".join(again.output.split())
     # nothing was written into py-feat's installed resources
     assert sorted(p.name for p in feat_resource_dir().iterdir()) == resources_before
+    assert torch_threads_before == torch.get_num_threads()
