@@ -12,9 +12,12 @@ Differences from the original scripts, on purpose:
   replicate/MiE-X ``numpy2im`` truncates ``(x/2 + 0.5) * 255`` (a -0.5 grey-level bias on
   average) and the official ``tensor2im`` truncates ``(x * 0.5 + 0.5) * 254`` (never reaches
   255). ``compat="replicate"`` / ``compat="official"`` reproduce those formulas exactly;
-* all ``B * T`` frames go through the generator in batches of a size chosen per device (the
-  batch composition never changes a frame: instance norm works per sample), instead of one
-  ``[onset, apex]`` pair per call; the cycle pass the official ``forward`` also runs is skipped.
+* all ``B * T`` frames go through the generator in batches of one fixed size per device (the
+  last batch padded), instead of one ``[onset, apex]`` pair per call; instance norm works per
+  sample, and the fixed size keeps the convolution kernels the same, so a frame is bit-identical
+  however the samples are grouped into ``render`` calls (same device, threads and batch size).
+  A *different* batch size can move a rare pixel by one grey level (different float kernels);
+* the cycle pass the official ``forward`` also runs in test mode is skipped.
 
 Weights are required; both public dialects load (see :mod:`miex_gen.gan.weights`).
 """
@@ -88,7 +91,9 @@ class GANimationRenderer(Renderer):
     generator call: an int, ``"auto"`` = ``DEFAULT_BATCH`` for the device, or ``"calibrate"`` =
     time 1/2/8/32 once per process and keep the fastest), ``amp`` (float16 autocast, CUDA only),
     ``saturate_mask`` (the official code's optional mask saturation, default off), ``compat``
-    (uint8 formula: ``miex`` | ``replicate`` | ``official``), ``detector`` (face detector).
+    (uint8 formula: ``miex`` | ``replicate`` | ``official``), ``detector`` (face detector),
+    ``image_size`` (128, the size GANimation is trained at; the network is fully convolutional,
+    so weights trained at another size, or small test networks, can use theirs).
     """
 
     name = "ganimation"
@@ -96,7 +101,8 @@ class GANimationRenderer(Renderer):
 
     def __init__(self, checkpoint: str | Path | Mapping[str, Any] | None = None, *, device: Any = "auto",
                  dialect: str | None = None, batch_size: int | str = "auto", amp: bool = False,
-                 saturate_mask: bool = False, compat: str = "miex", detector: str = "auto") -> None:
+                 saturate_mask: bool = False, compat: str = "miex", detector: str = "auto",
+                 image_size: int = INPUT_SIZE) -> None:
         import torch
 
         from ..device import resolve_device
@@ -106,6 +112,10 @@ class GANimationRenderer(Renderer):
                                   hint=NO_WEIGHTS_HINT)
         if compat not in COMPAT_MODES:
             raise ConfigError(f"unknown compat mode {compat!r}", hint=f"use one of {', '.join(COMPAT_MODES)}")
+        if not (isinstance(image_size, int) and image_size >= 8 and image_size % 4 == 0):
+            raise ConfigError(f"image_size must be a multiple of 4 (>= 8), got {image_size!r}",
+                              hint="GANimation was trained at 128; keep the default unless your weights were not")
+        self.input_size = image_size
         if not (batch_size in ("auto", "calibrate") or (isinstance(batch_size, int) and batch_size >= 1)):
             raise ConfigError(f"batch_size must be a positive integer, 'auto' or 'calibrate', got {batch_size!r}")
         self._device = resolve_device(device)
@@ -146,11 +156,11 @@ class GANimationRenderer(Renderer):
             "compat": self.compat,
             "saturate_mask": self.saturate_mask,
             "amp": self.amp,
-            "crop": "tight face box (no margin), resized to 128",
+            "crop": f"tight face box (no margin), resized to {self.input_size}",
         }
 
     def prepare(self, face: np.ndarray, *, detect: bool = True) -> Prepared:
-        """Tight face crop (``detect=True``) or plain resize (``detect=False``) to 128 x 128."""
+        """Tight face crop (``detect=True``) or plain resize (``detect=False``) to ``input_size``."""
         import torch
 
         image = check_image(face, where="face image")
@@ -165,7 +175,7 @@ class GANimationRenderer(Renderer):
         return Prepared(face=crop, meta=meta, state=tensor.contiguous())
 
     def render(self, prepared: Sequence[Prepared], aus: np.ndarray) -> RenderResult:
-        """All ``B * T`` frames, in batches; returns uint8 ``[B, T, 128, 128, 3]``."""
+        """All ``B * T`` frames, in batches; returns uint8 ``[B, T, size, size, 3]``."""
         import torch
 
         arr = check_render_inputs(prepared, aus)
@@ -182,7 +192,11 @@ class GANimationRenderer(Renderer):
         with torch.inference_mode():
             for start in range(0, b * t, step):
                 stop = min(start + step, b * t)
-                out = self._forward(identities[owner[start:stop]], conditions[start:stop])
+                index = torch.arange(start, start + step, device=self._device).clamp_(max=b * t - 1)
+                # every call has exactly `step` frames (the last one padded by repeating its last
+                # frame): kernels are chosen per batch size, so a fixed size makes each frame
+                # independent of how the samples were grouped into render calls
+                out = self._forward(identities[owner[index]], conditions[index])[: stop - start]
                 flat[start:stop] = out.permute(0, 2, 3, 1).cpu().numpy()
         return RenderResult(frames, [self._sample_meta(p) for p in prepared])
 
