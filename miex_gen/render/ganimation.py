@@ -92,7 +92,7 @@ class GANimationRenderer(Renderer):
     time 1/2/8/32 once per process and keep the fastest), ``amp`` (float16 autocast, CUDA only),
     ``saturate_mask`` (the official code's optional mask saturation, default off), ``compat``
     (uint8 formula: ``miex`` | ``replicate`` | ``official``), ``detector`` (face detector),
-    ``image_size`` (128, the size GANimation is trained at; the network is fully convolutional,
+    ``input_size`` (128, the size GANimation is trained at; the network is fully convolutional,
     so weights trained at another size, or small test networks, can use theirs).
     """
 
@@ -102,7 +102,7 @@ class GANimationRenderer(Renderer):
     def __init__(self, checkpoint: str | Path | Mapping[str, Any] | None = None, *, device: Any = "auto",
                  dialect: str | None = None, batch_size: int | str = "auto", amp: bool = False,
                  saturate_mask: bool = False, compat: str = "miex", detector: str = "auto",
-                 image_size: int = INPUT_SIZE) -> None:
+                 input_size: int = INPUT_SIZE) -> None:
         import torch
 
         from ..device import resolve_device
@@ -112,10 +112,10 @@ class GANimationRenderer(Renderer):
                                   hint=NO_WEIGHTS_HINT)
         if compat not in COMPAT_MODES:
             raise ConfigError(f"unknown compat mode {compat!r}", hint=f"use one of {', '.join(COMPAT_MODES)}")
-        if not (isinstance(image_size, int) and image_size >= 8 and image_size % 4 == 0):
-            raise ConfigError(f"image_size must be a multiple of 4 (>= 8), got {image_size!r}",
+        if not (isinstance(input_size, int) and input_size >= 8 and input_size % 4 == 0):
+            raise ConfigError(f"input_size must be a multiple of 4 (>= 8), got {input_size!r}",
                               hint="GANimation was trained at 128; keep the default unless your weights were not")
-        self.input_size = image_size
+        self.input_size = input_size
         if not (batch_size in ("auto", "calibrate") or (isinstance(batch_size, int) and batch_size >= 1)):
             raise ConfigError(f"batch_size must be a positive integer, 'auto' or 'calibrate', got {batch_size!r}")
         self._device = resolve_device(device)
