@@ -49,7 +49,8 @@ from .au_model import NUM_VERTICES
 from .resources import feat_resource
 
 REGION_MAP_FILE = "au_region_map.json"
-DEFAULT_FALLOFF = 16.0  # model units (~8 % of face height, ~7 px on a 128-px crop)
+DEFAULT_FALLOFF = 16.0  # model units (~8 % of face height, ~6 px on a 128-px crop)
+DEFAULT_SMOOTHING = 4  # Laplacian steps applied to the PLS displacements before masking
 
 # AU -> (py-feat region-map AUs, extra feature groups)
 REGION_RECIPES: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
@@ -125,6 +126,46 @@ def au_vertex_weights(neutral: np.ndarray, falloff: float = DEFAULT_FALLOFF) -> 
         weights[k] = 1.0 if falloff == 0 else smoothstep(1.0 - dist / falloff)
         weights[k, dist == 0] = 1.0
     return weights
+
+
+def mesh_edges() -> np.ndarray:
+    """int [E, 2]: the canonical mesh's edges, minus those that bridge the mouth and eye openings
+    (upper inner lip - lower inner lip, upper lid - lower lid), plus each iris point tied to its
+    eye's lids. Smoothing along these never mixes the two lips or the two lids."""
+    from .landmarks import face_triangles
+
+    tri = face_triangles()
+    edges = np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]])
+    edges = np.unique(np.sort(edges, axis=1), axis=0)
+    bridges = [(set(tp.UPPER_LIP_INNER) - {78, 308}, set(tp.LOWER_LIP_INNER) - {78, 308}),
+               (set(tp.RIGHT_UPPER_LID) - {33, 133}, set(tp.RIGHT_LOWER_LID) - {33, 133}),
+               (set(tp.LEFT_UPPER_LID) - {263, 362}, set(tp.LEFT_LOWER_LID) - {263, 362})]
+    keep = np.ones(len(edges), dtype=bool)
+    for upper, lower in bridges:
+        a = np.isin(edges[:, 0], list(upper)) & np.isin(edges[:, 1], list(lower))
+        b = np.isin(edges[:, 1], list(upper)) & np.isin(edges[:, 0], list(lower))
+        keep &= ~(a | b)
+    iris = [(i, v) for i in range(468, 473) for v in (159, 145)] + [(i, v) for i in range(473, 478) for v in (386, 374)]
+    return np.concatenate([edges[keep], np.asarray(iris)])
+
+
+def smooth_on_mesh(values: np.ndarray, iterations: int = DEFAULT_SMOOTHING, rate: float = 0.5) -> np.ndarray:
+    """Laplacian smoothing of per-vertex ``values`` [..., 478, C] along ``mesh_edges``.
+
+    py-feat's PLS displacements are noisy from vertex to vertex (neighbours 2 px apart can move in
+    different directions), which would crumple the skin and make the fold clamp bite early;
+    a few averaging steps keep the motion's shape and remove that noise.
+    """
+    edges = mesh_edges()
+    out = np.array(values, dtype=np.float64, copy=True)
+    degree = np.bincount(edges.ravel(), minlength=NUM_VERTICES).astype(np.float64)
+    degree[degree == 0] = 1.0
+    for _ in range(iterations):
+        total = np.zeros_like(out)
+        np.add.at(total, (..., edges[:, 0], slice(None)), out[..., edges[:, 1], :])
+        np.add.at(total, (..., edges[:, 1], slice(None)), out[..., edges[:, 0], :])
+        out = (1.0 - rate) * out + rate * total / degree[:, None]
+    return out.astype(np.float32)
 
 
 def core_indicator() -> np.ndarray:

@@ -37,14 +37,22 @@ from ..mesh.landmarks import (
     mediapipe_landmarks,
     model_to_image_axes,
 )
-from ..mesh.regions import DEFAULT_FALLOFF, au_vertex_weights
+from ..mesh.regions import DEFAULT_FALLOFF, DEFAULT_SMOOTHING, au_vertex_weights, smooth_on_mesh
 from ..mesh.topology import NUM_FACE_VERTICES
 from .base import Prepared, Renderer, RenderResult, check_render_inputs, register_renderer
 from .warp_field import DEFAULT_MIN_AREA_RATIO, WarpField, build_warp_field
 
 LANDMARK_SIZE = 256  # px: MediaPipe runs on the crop at this size (finer than a 128-px frame)
 DEFAULT_CROP_MARGIN = 0.3
+# py-feat's displacement at OpenFace 5 (= probability 1) is the mean shape change of faces in which
+# its detector sees the AU: a moderate expression. x2 makes AU12 = 3 move a lip corner ~2 px on a
+# 128-px crop (~2.5 % of the face height). See docs/WARP_RENDERER.md.
+DEFAULT_GAIN = 2.0
 LANDMARK_MODES = ("auto", MEDIAPIPE, FALLBACK)
+# landmarks closer than this (px at 128) to a kept one do not drive the warp: fewer sliver triangles,
+# which are what the fold clamp would otherwise stop first (measured: it raises the intensity at
+# which AU09/AU14/AU23/AU45 saturate by 1.5-2x at no visible cost)
+MIN_SPACING_128 = 2.0
 
 
 @dataclass
@@ -73,8 +81,9 @@ class WarpRenderer(Renderer):
         self,
         input_size: int = 128,
         *,
-        gain: float = 1.0,
+        gain: float = DEFAULT_GAIN,
         falloff: float = DEFAULT_FALLOFF,
+        smoothing: int = DEFAULT_SMOOTHING,
         crop_margin: float = DEFAULT_CROP_MARGIN,
         min_area_ratio: float = DEFAULT_MIN_AREA_RATIO,
         landmarks: str = "auto",
@@ -89,6 +98,8 @@ class WarpRenderer(Renderer):
             raise ConfigError(f"warp renderer gain must be > 0, got {gain!r}")
         if not falloff >= 0:
             raise ConfigError(f"warp renderer falloff must be >= 0 (model units), got {falloff!r}")
+        if not isinstance(smoothing, int) or smoothing < 0:
+            raise ConfigError(f"warp renderer smoothing must be an integer >= 0 (mesh steps), got {smoothing!r}")
         if not 0 <= crop_margin <= 2:
             raise ConfigError(f"warp renderer crop_margin must lie in [0, 2], got {crop_margin!r}")
         if not 0 < min_area_ratio < 1:
@@ -98,19 +109,21 @@ class WarpRenderer(Renderer):
         self.input_size = input_size
         self.gain = float(gain)
         self.falloff = float(falloff)
+        self.smoothing = smoothing
         self.crop_margin = float(crop_margin)
         self.min_area_ratio = float(min_area_ratio)
         self.landmarks = landmarks
         self.model: AuMeshModel = load_au_mesh_model()
         weights = au_vertex_weights(self.model.neutral, self.falloff)
         # [17, 478, 3] in image axes: each AU's displacement, confined to its region
-        self._local_basis = model_to_image_axes(self.model.basis * weights[..., None])
+        smooth = smooth_on_mesh(self.model.basis, self.smoothing)
+        self._local_basis = model_to_image_axes(smooth * weights[..., None])
         self._model_face = model_to_image_axes(self.model.neutral[:NUM_FACE_VERTICES])
 
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
-            "gain": self.gain, "falloff": self.falloff, "crop_margin": self.crop_margin,
+            "gain": self.gain, "falloff": self.falloff, "smoothing": self.smoothing, "crop_margin": self.crop_margin,
             "min_area_ratio": self.min_area_ratio, "landmarks": self.landmarks,
             "mesh_model": self.model.name, "mesh_model_sha256": self.model.sha256,
         }
@@ -167,7 +180,8 @@ class WarpRenderer(Renderer):
     def _build_state(self, points: np.ndarray) -> WarpState:
         size = self.input_size
         fit = fit_similarity(self._model_face, points[:NUM_FACE_VERTICES])
-        field = build_warp_field(points, facing_camera(points), size, size, min_area_ratio=self.min_area_ratio)
+        field = build_warp_field(points, facing_camera(points), size, size, min_area_ratio=self.min_area_ratio,
+                                 min_spacing=MIN_SPACING_128 * size / 128.0)
         bases = self.gain * fit.apply_linear(self._local_basis)[:, field.vertices, :2]
         bases = np.ascontiguousarray(bases, dtype=np.float32)
         saturation = np.array([AU_MAX * field.clamp_factor(AU_MAX * bases[k]) for k in range(NUM_AUS)], dtype=np.float32)
@@ -233,10 +247,13 @@ def _check_image(face: Any) -> np.ndarray:
 
 
 def _square_crop_box(box: Any, margin: float) -> tuple[float, float, float, float]:
-    """The square crop ``crop_face(..., margin=margin, square=True)`` cuts around ``box``."""
+    """The pixel rectangle ``crop_face(..., margin=margin, square=True)`` cuts around ``box``
+    (same centre, side and integer rounding), in the photo's pixels."""
     cx, cy = (box.x0 + box.x1) / 2.0, (box.y0 + box.y1) / 2.0
-    side = max(box.x1 - box.x0, box.y1 - box.y0) * (1.0 + 2.0 * margin)
-    return (cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0)
+    side = max(box.x1 - box.x0, box.y1 - box.y0, 1.0) * (1.0 + 2.0 * margin)
+    x0, y0 = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
+    n = max(1, int(round(side)))
+    return (float(x0), float(y0), float(x0 + n), float(y0 + n))
 
 
 def _default_box(size: int, margin: float) -> tuple[float, float, float, float]:
