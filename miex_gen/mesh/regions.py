@@ -19,7 +19,7 @@ AU05    map AU05 (levator palpebrae) + upper lids
 AU06    map AU06 (orbicularis oculi, orbital part)
 AU07    map AU07 (orbicularis oculi, palpebral part) + both lids
 AU09    map AU09 (levator labii alaeque nasi)
-AU10    map AU10 (levator labii) + upper lip
+AU10    map AU10 (levator labii) + upper lip, grown by one mesh ring (the skin between)
 AU12    map AU12 (zygomaticus major) + lip corners
 AU14    map AU14 (buccinator) + lip corners
 AU15    map AU15 (depressor anguli oris) + lip corners
@@ -73,6 +73,10 @@ REGION_RECIPES: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
     "AU45": (("AU05",), tp.LIDS),
 }
 
+# AU10's muscle region (beside the nose) and the upper lip it lifts are apart; one mesh ring
+# around them takes in the skin between, which moves with them
+REGION_GROWTH: dict[str, int] = {"AU10": 1}
+
 
 @lru_cache(maxsize=1)
 def load_region_map() -> dict[str, tuple[int, ...]]:
@@ -99,8 +103,18 @@ def au_core_regions() -> dict[str, tuple[int, ...]]:
         vertices = set(extra)
         for m in map_aus:
             vertices.update(region_map[m])
+        for _ in range(REGION_GROWTH.get(au, 0)):
+            vertices |= _one_ring(vertices)
         cores[au] = tuple(sorted(v for v in vertices if 0 <= v < NUM_VERTICES))
     return cores
+
+
+def _one_ring(vertices: set[int]) -> set[int]:
+    """The mesh neighbours of ``vertices`` (along ``mesh_edges``)."""
+    edges = mesh_edges()
+    a = np.isin(edges[:, 0], list(vertices))
+    b = np.isin(edges[:, 1], list(vertices))
+    return set(edges[a, 1].tolist()) | set(edges[b, 0].tolist())
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:
@@ -126,6 +140,27 @@ def au_vertex_weights(neutral: np.ndarray, falloff: float = DEFAULT_FALLOFF) -> 
         weights[k] = 1.0 if falloff == 0 else smoothstep(1.0 - dist / falloff)
         weights[k, dist == 0] = 1.0
     return weights
+
+
+def localize(basis: np.ndarray, neutral: np.ndarray, falloff: float = DEFAULT_FALLOFF,
+             spread: float = 4.0) -> np.ndarray:
+    """Confine each AU's displacement [17, 478, 3] to its region: inside the core the model's own
+    displacement is kept; outside it a vertex moves only as the smooth continuation of the core's
+    motion (a Gaussian-weighted average of the nearby core vertices' displacements, ``spread``
+    units wide), scaled by the falloff weight. So the entangled motion the PLS model puts outside
+    an AU's region (AU10 moving the nose, AU12 dropping the cheeks) never shows.
+    """
+    points = np.asarray(neutral, dtype=np.float64)[:NUM_VERTICES]
+    weights = au_vertex_weights(neutral, falloff)
+    out = np.zeros_like(np.asarray(basis, dtype=np.float64))
+    for k, au in enumerate(AU_NAMES):
+        core = np.asarray(au_core_regions()[au])
+        dist = np.linalg.norm(points[:, None, :] - points[None, core, :], axis=-1)  # [478, C]
+        near = np.exp(-(dist**2 - dist.min(axis=1, keepdims=True) ** 2) / (2.0 * spread**2))
+        near /= near.sum(axis=1, keepdims=True)
+        out[k] = weights[k][:, None] * (near @ basis[k, core])
+        out[k, core] = basis[k, core]
+    return out.astype(np.float32)
 
 
 def mesh_edges() -> np.ndarray:

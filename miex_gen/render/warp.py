@@ -37,7 +37,7 @@ from ..mesh.landmarks import (
     mediapipe_landmarks,
     model_to_image_axes,
 )
-from ..mesh.regions import DEFAULT_FALLOFF, DEFAULT_SMOOTHING, au_vertex_weights, smooth_on_mesh
+from ..mesh.regions import DEFAULT_FALLOFF, DEFAULT_SMOOTHING, localize, smooth_on_mesh
 from ..mesh.topology import NUM_FACE_VERTICES
 from .base import Prepared, Renderer, RenderResult, check_render_inputs, register_renderer
 from .warp_field import DEFAULT_MIN_AREA_RATIO, WarpField, build_warp_field
@@ -114,10 +114,9 @@ class WarpRenderer(Renderer):
         self.min_area_ratio = float(min_area_ratio)
         self.landmarks = landmarks
         self.model: AuMeshModel = load_au_mesh_model()
-        weights = au_vertex_weights(self.model.neutral, self.falloff)
-        # [17, 478, 3] in image axes: each AU's displacement, confined to its region
+        # [17, 478, 3] in image axes: each AU's (denoised) displacement, confined to its region
         smooth = smooth_on_mesh(self.model.basis, self.smoothing)
-        self._local_basis = model_to_image_axes(smooth * weights[..., None])
+        self._local_basis = model_to_image_axes(localize(smooth, self.model.neutral, self.falloff))
         self._model_face = model_to_image_axes(self.model.neutral[:NUM_FACE_VERTICES])
 
     def describe(self) -> dict[str, Any]:
