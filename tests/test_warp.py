@@ -69,7 +69,10 @@ def render_one(renderer, p: Prepared, aus: np.ndarray) -> np.ndarray:
 
 
 def test_mediapipe_places_the_mesh_on_every_photo(prepared):
+    import json
+
     for name, p in prepared.items():
+        json.dumps(p.meta)  # stored with every sample: must be JSON-able
         assert p.meta["mesh_source"] == "mediapipe", name
         assert p.face.shape == (128, 128, 3) and p.face.dtype == np.uint8
         x0, y0, x1, y1 = p.meta["crop_box"]
@@ -89,6 +92,9 @@ def test_all_zero_aus_return_the_input_exactly(renderer, prepared):
         for t in range(3):
             assert np.array_equal(out.frames[b, t], p.face)
         assert out.meta[b]["clamp_min"] == 1.0 and out.meta[b]["mesh_source"] == "mediapipe"
+    import json
+
+    json.dumps(out.meta)
 
 
 def test_au12_moves_mouth_corners_up_and_outwards(renderer, prepared):
