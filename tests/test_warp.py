@@ -174,7 +174,9 @@ def test_strong_combinations_are_clamped_and_reported(renderer, prepared):
     out = renderer.render([p], np.full((1, 2, NUM_AUS), 5.0, dtype=np.float32))
     meta = out.meta[0]
     assert meta["saturated_aus"]  # some AUs alone reach the fold limit at 5 ...
-    assert 0 < meta["clamp_min"] <= 1.0
+    assert 0 < meta["clamp_min"] < 1.0 and meta["clamped_frames"] == 2  # ... and all of them together more
+    one = renderer.render([p], au_vector(AU26=5)[None, None]).meta[0]  # one AU: saturation only
+    assert one["saturated_aus"] == ["AU26"] and one["clamped_frames"] == 0
     assert set(meta["saturated_aus"]) <= set(AU_NAMES)
 
 
@@ -228,7 +230,7 @@ def test_detect_false_takes_an_already_cropped_face(renderer, prepared):
 
 def test_bad_inputs_and_options_get_clear_errors(renderer, prepared):
     p = prepared["single_face.jpg"]
-    with pytest.raises(DataError, match="RGB uint8"):
+    with pytest.raises(DataError, match="uint8 RGB"):
         renderer.prepare(np.zeros((64, 64), dtype=np.uint8))
     with pytest.raises(DataError, match="1 prepared faces but AUs for 2"):
         renderer.render([p], np.zeros((2, 1, NUM_AUS), np.float32))

@@ -183,7 +183,9 @@ class WarpRenderer(Renderer):
                                  min_spacing=MIN_SPACING_128 * size / 128.0)
         bases = self.gain * fit.apply_linear(self._local_basis)[:, field.vertices, :2]
         bases = np.ascontiguousarray(bases, dtype=np.float32)
+        # a hair inside the limit, so that an AU at its saturation never trips the frame clamp
         saturation = np.array([AU_MAX * field.clamp_factor(AU_MAX * bases[k]) for k in range(NUM_AUS)], dtype=np.float32)
+        saturation = np.where(saturation < AU_MAX, saturation * 0.999, AU_MAX).astype(np.float32)
         return WarpState(field=field, landmarks=np.asarray(points, dtype=np.float32), bases=bases,
                          saturation=saturation)
 
@@ -236,10 +238,9 @@ def _state(prepared: Prepared, size: int) -> WarpState:
 
 
 def _check_image(face: Any) -> np.ndarray:
-    arr = np.asarray(face)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise DataError(f"the warp renderer needs an RGB uint8 image [H, W, 3], got {arr.dtype} {arr.shape}",
-                        hint="load photos with miex_gen.faces.load_image")
+    from ..faces import check_image
+
+    arr = check_image(face, where="warp renderer input")
     if min(arr.shape[:2]) < 32:
         raise DataError(f"face image is too small ({arr.shape[1]}x{arr.shape[0]} px)", hint="use a face of at least 32 px")
     return np.ascontiguousarray(arr)
