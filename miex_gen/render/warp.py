@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from ..aus import AU_MAX, AU_NAMES, NUM_AUS
+from ..aus import AU_MAX, AU_NAMES
 from ..errors import ConfigError, DataError
 from ..mesh.au_model import AuMeshModel, load_au_mesh_model
 from ..mesh.landmarks import (
     FALLBACK,
     MEDIAPIPE,
+    Similarity3D,
     facing_camera,
     fallback_landmarks,
     fit_similarity,
@@ -49,6 +50,7 @@ DEFAULT_CROP_MARGIN = 0.3
 # 128-px crop (~2.5 % of the face height). See docs/WARP_RENDERER.md.
 DEFAULT_GAIN = 2.0
 LANDMARK_MODES = ("auto", MEDIAPIPE, FALLBACK)
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 # landmarks closer than this (px at 128) to a kept one do not drive the warp: fewer sliver triangles,
 # which are what the fold clamp would otherwise stop first (measured: it raises the intensity at
 # which AU09/AU14/AU23/AU45 saturate by 1.5-2x at no visible cost)
@@ -129,62 +131,65 @@ class WarpRenderer(Renderer):
 
     # ------------------------------------------------------------------------------------------
     def prepare(self, face: np.ndarray, *, detect: bool = True) -> Prepared:
-        from ..faces import FaceRejected, crop_face, detect_face, resize_face
-
         image = _check_image(face)
-        size = self.input_size
-        meta: dict[str, Any] = {"renderer": self.name}
-        box_in_crop: tuple[float, float, float, float] | None = None
-        if detect:
-            box = detect_face(image)
-            crop = crop_face(image, box, size=size, margin=self.crop_margin)
-            landmark_image = crop_face(image, box, size=LANDMARK_SIZE, margin=self.crop_margin)
-            crop_box = _square_crop_box(box, self.crop_margin)
-            scale = size / (crop_box[2] - crop_box[0])
-            box_in_crop = tuple(float((v - crop_box[i % 2]) * scale) for i, v in enumerate((box.x0, box.y0, box.x1, box.y1)))
-            meta.update(face_box=[float(box.x0), float(box.y0), float(box.x1), float(box.y1)],
-                        detector=str(box.detector), crop_box=[float(v) for v in crop_box])
-        else:
-            crop = resize_face(image, size)
-            landmark_image = resize_face(image, LANDMARK_SIZE)
-            meta.update(face_box=None, detector=None, crop_box=[0.0, 0.0, float(image.shape[1]), float(image.shape[0])])
+        crop, landmark_image, box_in_crop, meta = self._crop(image, detect)
+        points, source = self._place_mesh(crop, landmark_image, box_in_crop)
+        fit = fit_similarity(self._model_face, points[:NUM_FACE_VERTICES])
+        state = self._build_state(points, fit)
+        meta.update(
+            renderer=self.name, mesh_source=source, input_size=self.input_size,
+            control_points=int(len(state.field.vertices)),
+            mesh_scale_px_per_unit=round(fit.scale, 5), mesh_fit_rms_px=round(fit.rms, 4),
+            au_saturation={AU_NAMES[k]: round(float(v), 3) for k, v in enumerate(state.saturation) if v < AU_MAX},
+        )
+        return Prepared(face=crop, meta=meta, state=state)
 
-        points = None
+    def _crop(self, image: np.ndarray, detect: bool) -> tuple[np.ndarray, np.ndarray, Box | None, dict[str, Any]]:
+        """(face at input_size, the same crop at LANDMARK_SIZE, face box in crop pixels, meta)."""
+        from ..faces import crop_face, detect_face, resize_face
+
+        if not detect:
+            meta = {"face_box": None, "detector": None,
+                    "crop_box": [0.0, 0.0, float(image.shape[1]), float(image.shape[0])]}
+            return resize_face(image, self.input_size), resize_face(image, LANDMARK_SIZE), None, meta
+        box = detect_face(image)
+        crop = crop_face(image, box, size=self.input_size, margin=self.crop_margin)
+        landmark_image = crop_face(image, box, size=LANDMARK_SIZE, margin=self.crop_margin)
+        crop_box = _square_crop_box(box, self.crop_margin)
+        scale = self.input_size / (crop_box[2] - crop_box[0])
+        box_in_crop = ((box.x0 - crop_box[0]) * scale, (box.y0 - crop_box[1]) * scale,
+                       (box.x1 - crop_box[0]) * scale, (box.y1 - crop_box[1]) * scale)
+        meta = {"face_box": [float(box.x0), float(box.y0), float(box.x1), float(box.y1)],
+                "detector": str(box.detector), "crop_box": list(crop_box)}
+        return crop, landmark_image, box_in_crop, meta
+
+    def _place_mesh(self, crop: np.ndarray, landmark_image: np.ndarray, box_in_crop: Box | None) -> tuple[np.ndarray, str]:
+        """478 landmarks [478, 3] in the crop's pixels, and which path placed them."""
+        from ..faces import FaceRejected, detect_face
+
         if self.landmarks in ("auto", MEDIAPIPE):
             found = mediapipe_landmarks(landmark_image)
             if found is not None:
-                points = found * np.float32(size / LANDMARK_SIZE)
-                source = MEDIAPIPE
-            elif self.landmarks == MEDIAPIPE:
+                return found * np.float32(self.input_size / LANDMARK_SIZE), MEDIAPIPE
+            if self.landmarks == MEDIAPIPE:
                 raise DataError("MediaPipe found no face mesh in the image",
                                 hint="use landmarks='auto' to fall back to the mean mesh, or a clearer face photo")
-        if points is None:
-            if box_in_crop is None:
-                try:
-                    found_box = detect_face(crop)
-                    box_in_crop = (found_box.x0, found_box.y0, found_box.x1, found_box.y1)
-                except FaceRejected:
-                    box_in_crop = _default_box(size, self.crop_margin)
-            points = fallback_landmarks(self.model.neutral, box_in_crop)
-            source = FALLBACK
+        if box_in_crop is None:  # an already-cropped face: find its box, or trust the usual margin
+            try:
+                found_box = detect_face(crop)
+                box_in_crop = (found_box.x0, found_box.y0, found_box.x1, found_box.y1)
+            except FaceRejected:
+                box_in_crop = _default_box(self.input_size, self.crop_margin)
+        return fallback_landmarks(self.model.neutral, box_in_crop), FALLBACK
 
-        state = self._build_state(points)
-        saturated = {AU_NAMES[k]: round(float(v), 3) for k, v in enumerate(state.saturation) if v < AU_MAX}
-        fit = fit_similarity(self._model_face, points[:NUM_FACE_VERTICES])
-        meta.update(mesh_source=source, input_size=size, control_points=int(len(state.field.vertices)),
-                    mesh_scale_px_per_unit=round(fit.scale, 5), mesh_fit_rms_px=round(fit.rms, 4),
-                    au_saturation=saturated)
-        return Prepared(face=crop, meta=meta, state=state)
-
-    def _build_state(self, points: np.ndarray) -> WarpState:
+    def _build_state(self, points: np.ndarray, fit: Similarity3D) -> WarpState:
         size = self.input_size
-        fit = fit_similarity(self._model_face, points[:NUM_FACE_VERTICES])
         field = build_warp_field(points, facing_camera(points), size, size, min_area_ratio=self.min_area_ratio,
                                  min_spacing=MIN_SPACING_128 * size / 128.0)
         bases = self.gain * fit.apply_linear(self._local_basis)[:, field.vertices, :2]
         bases = np.ascontiguousarray(bases, dtype=np.float32)
+        saturation = AU_MAX * field.clamp_factors(AU_MAX * bases)
         # a hair inside the limit, so that an AU at its saturation never trips the frame clamp
-        saturation = np.array([AU_MAX * field.clamp_factor(AU_MAX * bases[k]) for k in range(NUM_AUS)], dtype=np.float32)
         saturation = np.where(saturation < AU_MAX, saturation * 0.999, AU_MAX).astype(np.float32)
         return WarpState(field=field, landmarks=np.asarray(points, dtype=np.float32), bases=bases,
                          saturation=saturation)
