@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -57,12 +58,6 @@ _MP_LOCK = threading.Lock()
 _MP_STATE: dict[str, Any] = {}
 
 
-def mediapipe_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("mediapipe") is not None
-
-
 def _face_mesh() -> Any | None:
     """One static-image FaceMesh graph per process (building it costs ~50 ms), or None."""
     if "mesh" not in _MP_STATE:
@@ -83,7 +78,8 @@ def mediapipe_landmarks(image: np.ndarray) -> np.ndarray | None:
     None means mediapipe is not installed (or lacks the legacy face mesh) or found no face.
     """
     rgb = np.ascontiguousarray(image, dtype=np.uint8)
-    with _MP_LOCK:
+    with _MP_LOCK, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*GetPrototype.*")  # protobuf noise inside mediapipe
         mesh = _face_mesh()
         if mesh is None:
             return None

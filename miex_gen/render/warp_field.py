@@ -92,10 +92,6 @@ class WarpField:
         roots = np.minimum(roots, r_lin)
         return np.minimum(1.0, roots.min(axis=1))
 
-    def clamp_factor(self, displacement: np.ndarray) -> float:
-        """``clamp_factors`` of one frame [K, 2]."""
-        return float(self.clamp_factors(np.asarray(displacement)[None])[0])
-
     def sample_map(self, displacement: np.ndarray) -> np.ndarray:
         """float32 [h, w, 2]: for each output pixel, where the neutral image is sampled (x, y).
 
