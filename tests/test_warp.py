@@ -246,6 +246,14 @@ def test_bad_inputs_and_options_get_clear_errors(renderer, prepared):
         get_renderer("warp", gain=0)
 
 
+def test_screen_accepts_faces_and_rejects_photos_without_one(renderer, faces, feat_test_data):
+    from miex_gen.faces import FaceRejected, load_image
+
+    renderer.screen(faces["single_face.jpg"])
+    with pytest.raises(FaceRejected):
+        renderer.screen(load_image(feat_test_data / "free-mountain-vector-01.jpg"))
+
+
 def test_registry_and_description(renderer):
     from miex_gen.render.warp import WarpRenderer
 

@@ -130,6 +130,17 @@ class WarpRenderer(Renderer):
         }
 
     # ------------------------------------------------------------------------------------------
+    def screen(self, face: np.ndarray) -> None:
+        """What decides whether ``prepare`` succeeds: a valid image with a detectable face (with
+        ``landmarks="auto"`` a face without a MediaPipe mesh still renders, via the fallback)."""
+        from ..faces import detect_face
+
+        image = _check_image(face)
+        if self.landmarks == MEDIAPIPE:
+            self.prepare(image)
+        else:
+            detect_face(image)
+
     def prepare(self, face: np.ndarray, *, detect: bool = True) -> Prepared:
         image = _check_image(face)
         crop, landmark_image, box_in_crop, meta = self._crop(image, detect)
