@@ -147,6 +147,37 @@ def train_cmd(common: Any, **opts: Any) -> None:
             console.print(f"continue with: miex gan train --out {result.run_dir} --resume")
 
 
+@gan.command("sample")
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.argument("face", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+@click.option("--levels", default="0,1,2,3,4,5", show_default=True, help="AU intensities (0-5), comma-separated.")
+@click.option("--au", "aus", multiple=True, help="AU to sweep (repeatable) [default: all 17].")
+@click.option("--no-detect", is_flag=True, help="FACE is already a face crop: only resize it.")
+@click.option("--image-size", type=click.IntRange(min=8), default=None,
+              help="Generator input size [default: the run's, else 128].")
+@common_options
+def sample_cmd(common: Any, checkpoint: Path, face: Path, out: Path, levels: str, aus: tuple[str, ...],
+               no_detect: bool, image_size: int | None) -> None:
+    """One face through a 0 -> 5 sweep of each AU, as a grid (rows AUs, columns intensities).
+
+    CHECKPOINT is a generator file (either dialect) or a `miex gan train` run folder (its latest epoch).
+    """
+    from miex_gen.aus import AU_NAMES
+    from miex_gen.errors import ConfigError
+    from miex_gen.gan.sample import sample_sweep
+
+    try:
+        values = [float(v) for v in levels.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--levels {levels!r} is not a comma-separated list of numbers") from exc
+    if not values or min(values) < 0 or max(values) > 5:
+        raise ConfigError(f"--levels {levels!r} must be numbers on the 0-5 AU scale")
+    path = sample_sweep(checkpoint, face, out, levels=values, au_names=list(aus) or list(AU_NAMES),
+                        detect=not no_detect, image_size=image_size, device=common.device)
+    console.print(f"wrote {path}")
+
+
 def _progress_callbacks(show: bool):
     from miex_gen.gan.trainer import Callbacks
 

@@ -23,6 +23,16 @@ from miex_gen.gan.schedule import Schedule
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny networks gain nothing from threads, and on a busy 2-core machine a second thread that
+    spins while another process holds the core makes each op ~20x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ----------------------------------------------------------------------------- critic
 
 def test_critic_at_128_has_the_public_checkpoints_keys_and_shapes():
@@ -102,8 +112,6 @@ def test_adversarial_au_cycle_and_attention_terms_behave():
     for value in (L.mask_total_variation(torch.rand(2, 1, 8, 8)), L.gradient_penalty(
             lambda x: x.sum(dim=(1, 2, 3)), img, img.flip(0), torch.rand(2))):
         assert torch.isfinite(value)
-    composed = L.compose(img, torch.zeros_like(img), torch.ones(2, 1, 8, 8))
-    torch.testing.assert_close(composed, img)  # A = 1 keeps the input
 
 
 def test_loss_presets():
@@ -228,3 +236,168 @@ def test_batches_draw_targets_from_other_images_reproducibly():
     assert flipped.any() and (~flipped).any()
     noisy = FaceAuData(faces, aus, aus_noise=0.1).batch(np.arange(6), np.random.default_rng(3))
     assert 0 < (noisy.target_aus - a.target_aus).abs().max() <= 0.1
+
+
+# ----------------------------------------------------------------------------- training
+
+TINY = ["--image-size", "32", "--conv-dim", "8", "--repeat-num", "1", "--device", "cpu", "-q"]
+
+
+def _miex(args: list[str]):
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A generator trained on synthetic faces whose mouth brightness is AU12 (the learning test's run)."""
+    from miex_gen.gan.synthetic import make_synthetic_faces
+
+    root = tmp_path_factory.mktemp("gan")
+    make_synthetic_faces(root / "faces", 128, size=32, seed=1, au="AU12")
+    run = root / "run"
+    result = _miex(["gan", "train", "--data", str(root / "faces"), "--out", str(run), *TINY,
+                    "--batch-size", "16", "--epochs", "20", "--decay-epochs", "0", "--critic-steps", "1",
+                    "--lr", "1e-3", "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def test_trained_generator_follows_the_target_au_on_held_out_faces(trained):
+    """Through the renderer: the checkpoint training wrote loads in `miex generate`'s renderer."""
+    from miex_gen.gan.synthetic import mouth_brightness, synthetic_face
+    from miex_gen.render.base import get_renderer
+    from miex_gen.seeding import numpy_rng
+
+    renderer = get_renderer("ganimation", checkpoint=trained / "20_net_gen.pth", device="cpu", input_size=32)
+    assert renderer.info.dialect == "replicate" and renderer.info.conv_dim == 8
+    rng = numpy_rng(123, "held-out")  # faces the generator never saw
+    levels = np.linspace(0, 5, 6, dtype=np.float32)
+    targets, measured = [], []
+    for _ in range(8):
+        face = synthetic_face(rng, 32, float(rng.uniform(0, 5)))
+        aus = np.zeros((1, len(levels), NUM_AUS), np.float32)
+        aus[0, :, au_index("AU12")] = levels
+        frames = renderer.render([renderer.prepare(face, detect=False)], aus).frames[0]
+        targets += list(levels)
+        measured += list(mouth_brightness(frames))
+    corr = float(np.corrcoef(targets, measured)[0, 1])
+    assert corr >= 0.8, f"target AU12 vs mouth brightness correlation {corr:.3f}"
+
+
+def test_a_run_writes_checkpoints_grids_logs_and_its_config(trained):
+    from PIL import Image
+
+    from miex_gen.gan.losslog import read_losses
+
+    names = {p.name for p in trained.iterdir()}
+    assert {"1_net_gen.pth", "20_net_gen.pth", "20_net_dis.pth", "state.pt", "losses.csv", "losses.png",
+            "config.json", "environment.json", "data.json"} <= names
+    assert not any(n.startswith(".") for n in names)  # no temp files left
+    critic = critic_from_state(torch.load(trained / "20_net_dis.pth", weights_only=True))
+    assert critic.image_size == 32 and critic.dialect == "replicate"
+    grid = np.asarray(Image.open(trained / "samples" / "epoch_020.png"))
+    assert grid.shape == (4 * 34 + 2, 9 * 34 + 2, 3)  # 4 faces x (input + 4 targets + 4 masks)
+    rows = read_losses(trained / "losses.csv")
+    assert len(rows) == 20 * 8 and all(np.isfinite(r["d_total"]) and np.isfinite(r["g_total"]) for r in rows)
+    assert json.loads((trained / "config.json").read_text())["resolved_loss_weights"]["mask"] == 0.1
+    assert json.loads((trained / "data.json").read_text())["usable"] == 128
+
+
+def test_gan_sample_sweeps_every_au(trained, tmp_path):
+    from PIL import Image
+
+    from miex_gen.gan.synthetic import synthetic_face
+
+    face = tmp_path / "face.png"
+    Image.fromarray(synthetic_face(np.random.default_rng(5), 32, 1.0)).save(face)
+    result = _miex(["gan", "sample", str(trained), str(face), "-o", str(tmp_path / "grid.png"), "--no-detect",
+                    "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    grid = np.asarray(Image.open(tmp_path / "grid.png"))
+    assert grid.shape[0] == 18 + 17 * 34 + 2 and grid.shape[1] == 56 + 7 * 34 + 2
+    result = _miex(["gan", "sample", str(trained), str(face), "-o", str(tmp_path / "g2.png"), "--no-detect",
+                    "--au", "AU12", "--levels", "0,5", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert np.asarray(Image.open(tmp_path / "g2.png")).shape[:2] == (18 + 34 + 2, 56 + 3 * 34 + 2)
+
+
+def _resume_data(root: Path) -> Path:
+    from miex_gen.gan.synthetic import make_synthetic_faces
+
+    make_synthetic_faces(root, 16, size=16, seed=2)
+    return root
+
+
+def test_resume_after_a_stop_continues_with_identical_losses(tmp_path):
+    from miex_gen.gan.config import TrainConfig
+    from miex_gen.gan.losslog import read_losses
+    from miex_gen.gan.trainer import train
+
+    data = _resume_data(tmp_path / "faces")
+    common = dict(data=str(data), image_size=16, conv_dim=4, repeat_num=1, batch_size=4, epochs=3,
+                  decay_epochs=2, seed=7, device="cpu", progress=False)
+    full = train(TrainConfig(out=str(tmp_path / "full"), **common))
+    assert full.iteration == 12 and not full.stopped_early
+    args = ["gan", "train", "--data", str(data), "--out", str(tmp_path / "cut"), "--image-size", "16",
+            "--conv-dim", "4", "--repeat-num", "1", "--batch-size", "4", "--epochs", "3", "--decay-epochs", "2",
+            "--seed", "7", "--device", "cpu", "-q"]
+    result = _miex([*args, "--stop-after", "6"])  # mid-epoch 2, after a generator step
+    assert result.exit_code == 0 and "stopped at iteration 6/12" in result.output, result.output
+    assert len(read_losses(tmp_path / "cut" / "losses.csv")) == 6
+    again = _miex(args)  # the same command without --resume must not overwrite the run
+    assert again.exit_code == 1 and "already holds a training run" in again.output
+    changed = _miex(["gan", "train", "--out", str(tmp_path / "cut"), "--resume", "--epochs", "4", "-q"])
+    assert changed.exit_code == 1 and "epochs: run has 3, now 4" in changed.output
+    resumed = _miex(["gan", "train", "--out", str(tmp_path / "cut"), "--resume", "-q"])
+    assert resumed.exit_code == 0 and "finished at iteration 12/12" in resumed.output, resumed.output
+    assert read_losses(tmp_path / "cut" / "losses.csv") == read_losses(tmp_path / "full" / "losses.csv")
+    for name in ("3_net_gen.pth", "3_net_dis.pth"):
+        a = torch.load(tmp_path / "full" / name, weights_only=True)
+        b = torch.load(tmp_path / "cut" / name, weights_only=True)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_official_dialect_run_uses_its_own_file_naming(tmp_path):
+    from miex_gen.gan.weights import load_generator
+
+    data = _resume_data(tmp_path / "faces")
+    result = _miex(["gan", "train", "--data", str(data), "--out", str(tmp_path / "run"), "--dialect", "official",
+                    "--image-size", "16", "--conv-dim", "4", "--repeat-num", "1", "--batch-size", "8",
+                    "--epochs", "1", "--decay-epochs", "0", "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    net, info = load_generator(tmp_path / "run" / "net_epoch_1_id_G.pth")
+    assert info.dialect == "official" and (info.conv_dim, info.repeat_num) == (4, 1)
+    critic = critic_from_state(torch.load(tmp_path / "run" / "net_epoch_1_id_D.pth", weights_only=True))
+    assert critic.dialect == "official"
+
+
+def test_training_without_usable_labels_fails_clearly(tmp_path):
+    _faces(tmp_path / "faces", 3, size=32)
+    result = _miex(["gan", "train", "--data", str(tmp_path / "faces"), "--out", str(tmp_path / "run"), *TINY])
+    assert result.exit_code == 1
+    assert "no usable labelled faces" in result.output and "3 no AU label" in result.output
+
+
+def test_two_process_ddp_run_on_cpu(tmp_path):
+    """torchrun with 2 gloo processes: DistributedSampler shards, rank 0 writes, weights stay in sync."""
+    from miex_gen.gan.losslog import read_losses
+    from miex_gen.gan.weights import load_generator
+
+    data = _resume_data(tmp_path / "faces")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "cli.main", "gan", "train", "--data", str(data), "--out", str(tmp_path / "run"),
+           "--image-size", "16", "--conv-dim", "4", "--repeat-num", "1", "--batch-size", "4", "--epochs", "2",
+           "--decay-epochs", "1", "--device", "cpu", "-q"]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = read_losses(tmp_path / "run" / "losses.csv")
+    assert len(rows) == 2 * 2  # 16 faces / 2 ranks / batch 4 = 2 iterations per epoch
+    assert proc.stdout.count("finished at iteration 4/4") == 1  # rank 0 reports, rank 1 stays quiet
+    _, info = load_generator(tmp_path / "run" / "2_net_gen.pth")
+    assert info.conv_dim == 4

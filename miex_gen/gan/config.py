@@ -116,9 +116,11 @@ def load_run_config(run_dir: str | Path) -> TrainConfig:
 def resume_config(run_dir: str | Path, **given: Any) -> TrainConfig:
     """The saved configuration of ``run_dir`` with the options given now applied on top.
 
-    Execution options (device, how often to save, ...) may change; a content option that
+    Execution options (device, how often to save, ...) are taken from ``given`` or their
+    defaults, not from the earlier invocation (a ``stop_after`` must not stop the resumed run at
+    once); a content option that
     differs from the run's makes ``train(..., resume=True)`` refuse with the list of differences.
     """
-    saved = load_run_config(run_dir)
-    merged = {**asdict(saved), **{k: v for k, v in given.items() if v is not None}, "out": str(run_dir)}
+    saved = {k: v for k, v in asdict(load_run_config(run_dir)).items() if k not in EXECUTION_FIELDS}
+    merged = {**saved, **{k: v for k, v in given.items() if v is not None}, "out": str(run_dir)}
     return TrainConfig.from_dict(merged)

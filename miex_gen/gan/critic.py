@@ -22,8 +22,9 @@ from torch import nn
 
 from ..aus import NUM_AUS
 from ..errors import CheckpointError, ConfigError
+from .networks import DIALECTS
+from .weights import check_state_dict, detect_dialect, key_report
 
-DIALECTS = ("replicate", "official")
 
 
 @dataclass(frozen=True)
@@ -103,38 +104,25 @@ class Critic(nn.Module):
         return getattr(self, self._keys.patch)(self.trunk(x)).flatten(1)
 
 
-def strip_module_prefix(state: Mapping[str, torch.Tensor], *, path: str | None = None) -> dict[str, torch.Tensor]:
-    """Drop DataParallel/DDP's ``module.`` prefix when every key has it; a mix is an error."""
-    keys = list(state)
-    prefixed = [k.startswith("module.") for k in keys]
-    if keys and all(prefixed):
-        return {k[len("module."):]: v for k, v in state.items()}
-    if any(prefixed):
-        raise CheckpointError("some keys start with 'module.' and some do not", path=path,
-                              hint="the file mixes two state dicts; re-save it from one model")
-    return dict(state)
-
-
-def critic_dialect_of(keys: list[str] | Mapping[str, object], *, path: str | None = None) -> str:
-    """Which dialect a critic state dict is in, from its key names."""
-    names = list(keys)
-    for dialect, spec in CRITIC_KEYS.items():
-        if any(k.startswith(f"{spec.patch}.") or k.startswith(f"{spec.aus}.") for k in names):
-            return dialect
-    raise CheckpointError(f"not a GANimation critic state dict (first keys: {', '.join(names[:5]) or 'none'})",
-                          path=path, hint="expected dis_top/aus_top (replicate) or conv1/conv2 (official) keys")
+def critic_dialect_of(keys: list[str] | Mapping[str, object], *, where: str = "critic weights") -> str:
+    """Which dialect a critic state dict is in, from its key names (a generator file is refused)."""
+    dialect, role = detect_dialect(list(keys), where=where)
+    if role != "critic":
+        raise CheckpointError(f"{where} holds GANimation generator weights, not the critic",
+                              hint="pass the <epoch>_net_dis.pth / net_epoch_<N>_id_D.pth file")
+    return dialect
 
 
 def convert_critic_state(state: Mapping[str, torch.Tensor], to_dialect: str) -> dict[str, torch.Tensor]:
     """Rename a critic state dict's keys into ``to_dialect`` (exact: the layers are identical)."""
     check_dialect(to_dialect)
-    clean = strip_module_prefix(state)
+    clean, _ = check_state_dict(state, where="critic weights")
     source = CRITIC_KEYS[critic_dialect_of(clean)]
     target = CRITIC_KEYS[to_dialect]
+    mapping = {source.trunk: target.trunk, source.patch: target.patch, source.aus: target.aus}
     out: dict[str, torch.Tensor] = {}
     for key, value in clean.items():
         head, _, rest = key.partition(".")
-        mapping = {source.trunk: target.trunk, source.patch: target.patch, source.aus: target.aus}
         if head not in mapping:
             raise CheckpointError(f"unexpected critic key {key!r}")
         out[f"{mapping[head]}.{rest}"] = value
@@ -142,10 +130,10 @@ def convert_critic_state(state: Mapping[str, torch.Tensor], to_dialect: str) -> 
 
 
 def critic_from_state(state: Mapping[str, torch.Tensor], *, dialect: str | None = None,
-                      path: str | None = None) -> Critic:
+                      where: str = "critic weights") -> Critic:
     """Build a critic whose size and width are read from the state dict's shapes, then load it strictly."""
-    clean = strip_module_prefix(state, path=path)
-    found = critic_dialect_of(clean, path=path)
+    clean, _ = check_state_dict(state, where=where)
+    found = critic_dialect_of(clean, where=where)
     dialect = dialect or found
     if found != dialect:
         clean = convert_critic_state(clean, dialect)
@@ -154,27 +142,19 @@ def critic_from_state(state: Mapping[str, torch.Tensor], *, dialect: str | None 
         conv_dim = int(clean[f"{keys.trunk}.0.weight"].shape[0])
         aus_weight = clean[f"{keys.aus}.weight"]
     except KeyError as exc:
-        raise CheckpointError(f"critic state dict lacks {exc.args[0]!r}", path=path) from exc
+        raise CheckpointError(f"{where} lacks {exc.args[0]!r}") from exc
     depth = sum(1 for k in clean if k.startswith(f"{keys.trunk}.") and k.endswith(".weight"))
     image_size = int(aus_weight.shape[-1]) * 2**depth
     critic = Critic(dialect, image_size=image_size, conv_dim=conv_dim, num_aus=int(aus_weight.shape[0]))
-    load_strict(critic, clean, what="critic", path=path)
+    load_strict(critic, clean, what="critic", where=where)
     return critic
 
 
-def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], *, what: str, path: str | None = None) -> None:
-    """``load_state_dict(strict=True)`` with one readable error listing missing, unexpected, mis-shaped keys."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
-              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)):
-            if items:
-                more = f" (+{len(items) - 8} more)" if len(items) > 8 else ""
-                parts.append(f"{label}: {', '.join(items[:8])}{more}")
-        raise CheckpointError(f"{what} weights do not fit: " + "; ".join(parts), path=path,
-                              hint="check the dialect, --image-size and --conv-dim the file was trained with")
+def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], *, what: str, where: str = "weights") -> None:
+    """``load_state_dict(strict=True)`` with one error listing missing, unexpected and mis-shaped keys."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    report = key_report(expected, state)
+    if report:
+        raise CheckpointError(f"{where}: {what} weights do not fit: {report}",
+                              hint="check the dialect, image size and width the file was trained with")
     module.load_state_dict(dict(state), strict=True)

@@ -276,18 +276,19 @@ def collect_labelled_faces(root: str | Path, labels: str | Path | None = None) -
 # ----------------------------------------------------------------------------- face cache
 
 def _load_face(path: Path, size: int, crop: CropMode) -> np.ndarray:
-    """One face as uint8 [size, size, 3]: the detected face box (or the whole square image) resized."""
+    """One face as uint8 [size, size, 3]: the detected face box, or the whole (square) image, resized.
+
+    ``auto`` takes square images as ready crops (how GANimation's training sets are stored) and
+    detects the face in any other photo; ``none`` never detects; ``detect`` always does.
+    """
     from .. import faces as face_io
 
-    image = face_io.load_image(path)
+    image = face_io.load_image(path, min_size=min(64, size))
     h, w = image.shape[:2]
     if crop == "none" or (crop == "auto" and h == w):
-        box = None
-    else:
-        box = face_io.detect_face(image)
-        if box is None:
-            raise DataError("no face detected", path=path)
-    return np.asarray(face_io.crop_face(image, box, size=size), dtype=np.uint8)
+        return face_io.resize_face(image, size)
+    box = face_io.detect_face(image)
+    return face_io.crop_face(image, box, size=size, margin=0.0, square=True)
 
 
 def cache_key(faces: LabelledFaces, size: int, crop: str) -> str:
@@ -324,8 +325,9 @@ def build_face_cache(faces: LabelledFaces, cache_dir: str | Path, *, size: int, 
         for i, image in enumerate(faces.images):
             try:
                 array[len(kept)] = _load_face(image, size, crop)
-            except DataError as exc:
-                dropped.setdefault(exc.message, []).append(str(image))
+            except DataError as exc:  # faces.FaceRejected carries a short reason code
+                dropped.setdefault(f"image rejected: {getattr(exc, 'reason', None) or exc.message}", []).append(
+                    str(image))
             else:
                 kept.append(i)
             if progress is not None:

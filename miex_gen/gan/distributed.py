@@ -90,3 +90,24 @@ def shutdown(ctx: DistContext) -> None:
 
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def parameter_checksum(module: torch.nn.Module) -> torch.Tensor:
+    """A float64 fingerprint of a module's parameters (sum and sum of squares)."""
+    with torch.no_grad():
+        params = [p.detach().double() for p in module.parameters()]
+        return torch.stack([sum(p.sum() for p in params), sum((p * p).sum() for p in params)])
+
+
+def assert_in_sync(modules: dict[str, torch.nn.Module], ctx: DistContext) -> None:
+    """Raise if any rank's weights differ from rank 0's (a DDP gradient-sync bug would show here)."""
+    if not ctx.distributed:
+        return
+    import torch.distributed as dist
+
+    local = torch.cat([parameter_checksum(m) for m in modules.values()]).to(ctx.device)
+    gathered = [torch.empty_like(local) for _ in range(ctx.world_size)]
+    dist.all_gather(gathered, local)
+    for rank, other in enumerate(gathered):
+        if not torch.equal(other, gathered[0]):
+            raise RuntimeError(f"DDP ranks diverged: rank {rank}'s {', '.join(modules)} weights differ from rank 0's")

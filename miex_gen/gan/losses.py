@@ -123,8 +123,3 @@ def mask_total_variation(mask: torch.Tensor, kind: TvKind = "abs_sum") -> torch.
     if kind == "sq_mean":
         return 2 * (dh.pow(2).mean() + dw.pow(2).mean())
     raise ConfigError(f"unknown TV kind {kind!r}", hint="use abs_sum or sq_mean")
-
-
-def compose(image: torch.Tensor, colour: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """GANimation's output A ⊙ input + (1 − A) ⊙ colour (A broadcast over RGB)."""
-    return mask * image + (1 - mask) * colour

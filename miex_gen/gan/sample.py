@@ -16,14 +16,16 @@ import torch
 
 from ..atomic import atomic_path
 from ..aus import AU_NAMES, NUM_AUS, to_model_scale
+from .networks import compose
 
 PAD = 2
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3), rounded and clipped (miex's quantisation)."""
-    x = ((images.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255)
-    return x.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    """(B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3) by the renderer's formula (rounded, clipped)."""
+    from ..render.ganimation import to_uint8 as quantise
+
+    return quantise(images.detach().float()).cpu().permute(0, 2, 3, 1).numpy()
 
 
 def mask_to_uint8(mask: torch.Tensor) -> np.ndarray:
@@ -63,9 +65,8 @@ def epoch_grid(generator: torch.nn.Module, faces: np.ndarray, targets: np.ndarra
     for face in faces:
         x = torch.from_numpy(np.ascontiguousarray(face)).permute(2, 0, 1).float().div(127.5).sub(1)
         x = x.unsqueeze(0).expand(len(t), -1, -1, -1).to(device)
-        out = generator(x, t)
-        colour, mask = out[0].float(), out[1].float()
-        fake = mask * x + (1 - mask) * colour
+        colour, mask = generator(x, t)
+        fake = compose(x, colour.float(), mask.float())
         rows.append([np.asarray(face), *to_uint8(fake), *mask_to_uint8(mask)])
     return tile(rows)
 
@@ -117,3 +118,44 @@ def au_sweep_grid(renderer, face: np.ndarray, *, levels: Sequence[float] = (0, 1
     for j, level in enumerate(levels):
         draw.text((label_w + PAD + (j + 1) * (cell + PAD) + 2, 3), f"{level:g}", fill="black")
     return np.concatenate([np.asarray(head), np.concatenate([labels, body], axis=1)], axis=0)
+
+
+def resolve_generator_file(checkpoint: str | Path) -> tuple[Path, int | None]:
+    """A generator file (or a run folder: its latest epoch) and the run's image size if known."""
+    import json
+
+    from ..errors import CheckpointError
+    from .checkpoint import latest_generator
+
+    path = Path(checkpoint)
+    run_dir = path if path.is_dir() else path.parent
+    if path.is_dir():
+        found = latest_generator(path)
+        if found is None:
+            raise CheckpointError(f"{path} holds no generator file yet",
+                                  hint="pass a <epoch>_net_gen.pth file, or wait for the first epoch to finish")
+        path = found
+    size = None
+    config = run_dir / "config.json"
+    if config.is_file():
+        try:
+            size = int(json.loads(config.read_text()).get("image_size"))
+        except (ValueError, TypeError):
+            size = None
+    return path, size
+
+
+def sample_sweep(checkpoint: str | Path, face: str | Path, out: str | Path, *,
+                 levels: Sequence[float] = (0, 1, 2, 3, 4, 5), au_names: Sequence[str] = AU_NAMES,
+                 detect: bool = True, image_size: int | None = None, device: str = "auto") -> Path:
+    """``miex gan sample``: render ``face`` through each AU's sweep with ``checkpoint``; write a PNG."""
+    from ..aus import canonical_au_name
+    from ..faces import load_image
+    from ..render.base import get_renderer
+
+    path, run_size = resolve_generator_file(checkpoint)
+    size = int(image_size or run_size or 128)
+    names = [canonical_au_name(a) for a in au_names]
+    renderer = get_renderer("ganimation", checkpoint=path, device=device, input_size=size)
+    image = load_image(face, min_size=min(64, size))
+    return write_png(out, au_sweep_grid(renderer, image, levels=levels, au_names=names, detect=detect))

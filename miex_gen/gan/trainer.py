@@ -49,8 +49,8 @@ from .checkpoint import STATE_NAME, load_state, save_state, save_weights
 from .config import TrainConfig, config_differences
 from .critic import Critic
 from .data import FaceAuData, build_face_cache, collect_labelled_faces
-from .distributed import DistContext, barrier, broadcast_flag, init_distributed, mean_across_ranks, shutdown
-from .init import init_gan_weights
+from .distributed import DistContext, assert_in_sync, barrier, broadcast_flag, init_distributed, mean_across_ranks, shutdown
+from .networks import Generator, compose, init_weights
 from .losslog import LossLog, plot_losses
 from .sample import epoch_grid, write_png
 from .schedule import Schedule, set_lr
@@ -85,8 +85,6 @@ class TrainResult:
 
 def build_generator(config: TrainConfig) -> nn.Module:
     """The renderer's generator (one definition, shared), at the configured width and depth."""
-    from .networks import Generator
-
     return Generator(config.dialect, conv_dim=config.conv_dim, repeat_num=config.repeat_num)
 
 
@@ -94,8 +92,8 @@ def build_networks(config: TrainConfig) -> tuple[nn.Module, Critic]:
     """G and D with GANimation's N(0, 0.02) initialisation drawn from the run seed."""
     generator = build_generator(config)
     critic = Critic(config.dialect, image_size=config.image_size, conv_dim=config.critic_width)
-    init_gan_weights(generator, torch_generator(config.seed, "gan", "init", "generator"))
-    init_gan_weights(critic, torch_generator(config.seed, "gan", "init", "critic"))
+    init_weights(generator, torch_generator(config.seed, "gan", "init", "generator"))
+    init_weights(critic, torch_generator(config.seed, "gan", "init", "critic"))
     return generator, critic
 
 
@@ -103,7 +101,7 @@ def generate(generator: nn.Module, images: torch.Tensor, aus: torch.Tensor) -> t
     """(composed output, colour, attention) of G for ``aus`` on the /5 scale."""
     out = generator(images, aus)
     colour, mask = out[0], out[1]
-    return L.compose(images, colour, mask), colour, mask
+    return compose(images, colour, mask), colour, mask
 
 
 class GeneratorCycle(nn.Module):
@@ -383,6 +381,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: Callbacks, ctx: DistCon
                     files["plot"] = plot_losses(run / "losses.csv", run / "losses.png")
                     last_plot = time.monotonic()
                 if last_of_epoch:
+                    assert_in_sync({"generator": generator, "critic": critic}, ctx)
                     files.update(_end_epoch(epoch + 1, run, config, generator, critic, sample_faces,
                                             sample_targets, device, main, callbacks))
                 if last_of_epoch or stop or done % config.save_every == 0:
