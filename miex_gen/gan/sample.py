@@ -157,5 +157,5 @@ def sample_sweep(checkpoint: str | Path, face: str | Path, out: str | Path, *,
     size = int(image_size or run_size or 128)
     names = [canonical_au_name(a) for a in au_names]
     renderer = get_renderer("ganimation", checkpoint=path, device=device, input_size=size)
-    image = load_image(face, min_size=min(64, size))
+    image = np.array(load_image(face, min_size=min(64, size)))  # writable: the renderer wraps it in a tensor
     return write_png(out, au_sweep_grid(renderer, image, levels=levels, au_names=names, detect=detect))

@@ -22,7 +22,8 @@ MOUTH_COLS = (0.30, 0.70)
 LOW, HIGH = 30.0, 240.0  # patch grey level at AU 0 and at AU 5
 
 
-def _mouth_slices(size: int) -> tuple[slice, slice]:
+def mouth_region(size: int) -> tuple[slice, slice]:
+    """(rows, columns) of the AU-controlled patch in a ``size`` x ``size`` face."""
     return (slice(int(MOUTH_ROWS[0] * size), int(MOUTH_ROWS[1] * size)),
             slice(int(MOUTH_COLS[0] * size), int(MOUTH_COLS[1] * size)))
 
@@ -44,7 +45,7 @@ def synthetic_face(rng: np.random.Generator, size: int, intensity: float) -> np.
     for ex in (0.35, 0.65):
         eye = ((yy - eye_y) / 0.05) ** 2 + ((xx - ex - rng.uniform(-0.02, 0.02)) / 0.07) ** 2 <= 1
         image[eye] = rng.uniform(10, 60)
-    rows, cols = _mouth_slices(size)
+    rows, cols = mouth_region(size)
     image[rows, cols] = patch_level(intensity)
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
@@ -72,5 +73,5 @@ def make_synthetic_faces(root: str | Path, count: int, *, size: int = 32, seed: 
 def mouth_brightness(images: np.ndarray) -> np.ndarray:
     """Mean grey level of the mouth patch of uint8 [N, H, W, 3] images."""
     images = np.asarray(images)
-    rows, cols = _mouth_slices(images.shape[1])
+    rows, cols = mouth_region(images.shape[1])
     return images[:, rows, cols].astype(np.float32).mean(axis=(1, 2, 3))
