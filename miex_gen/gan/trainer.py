@@ -143,6 +143,38 @@ def generator_loss(cycle: nn.Module, critic_plain: Critic, real: torch.Tensor, r
     return total, {"g_adv": adv, "g_au": au, "g_cyc": cyc, "g_mask": mask_term, "g_tv": tv, "g_total": total}
 
 
+@dataclass
+class Networks:
+    """The plain networks and the modules the steps call (DDP-wrapped under torchrun)."""
+
+    generator: nn.Module
+    critic: Critic
+    cycle: nn.Module  # GeneratorCycle(generator), maybe wrapped
+    critic_step: nn.Module  # critic, maybe wrapped
+
+
+def train_iteration(nets: Networks, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                    real: torch.Tensor, real_aus: torch.Tensor, target_aus: torch.Tensor, alpha: torch.Tensor,
+                    weights: L.LossWeights, *, train_generator: bool, amp: bool = False) -> dict[str, torch.Tensor]:
+    """One critic update and, if ``train_generator``, one generator update; returns every loss term."""
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else nullcontext
+    with autocast():
+        with torch.no_grad():
+            fake, _, _ = generate(nets.generator, real, target_aus)
+        d_total, terms = critic_loss(nets.critic_step, nets.critic, real, fake, real_aus, alpha, weights)
+    opt_d.zero_grad(set_to_none=True)
+    d_total.backward()
+    opt_d.step()
+    if train_generator:
+        with _frozen(nets.critic), autocast():
+            g_total, g_terms = generator_loss(nets.cycle, nets.critic, real, real_aus, target_aus, weights)
+        opt_g.zero_grad(set_to_none=True)
+        g_total.backward()
+        opt_g.step()
+        terms = {**terms, **g_terms}
+    return terms
+
+
 @contextmanager
 def _frozen(module: nn.Module):
     """No parameter gradients for ``module`` inside the block (the critic during G's step)."""
@@ -298,7 +330,7 @@ def _train(config: TrainConfig, resume: bool, callbacks: Callbacks, ctx: DistCon
         ids = [device.index] if device.type == "cuda" else None
         cycle = DDP(cycle, device_ids=ids)
         critic_step_module = DDP(critic, device_ids=ids)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if config.amp else nullcontext
+    nets = Networks(generator, critic, cycle, critic_step_module)
 
     losslog = LossLog(run / "losses.csv", resume_from=start) if main else None
     sample_faces = np.asarray(data.faces[np.sort(numpy_rng(config.seed, "gan", "grid-faces").choice(
@@ -320,82 +352,69 @@ def _train(config: TrainConfig, resume: bool, callbacks: Callbacks, ctx: DistCon
                                         opt_d=opt_d, epoch=epoch, iteration=next_iteration,
                                         config_hash=config.content_hash())
 
-    with _StopFlag() as flag:
-        for epoch in range(start // iters_per_epoch, config.epochs):
-            sampler.set_epoch(epoch)
-            order = list(sampler)
-            for k in range(iters_per_epoch):
-                iteration = epoch * iters_per_epoch + k
-                if iteration < start:
-                    continue
-                t0 = time.perf_counter()
-                batch = data.batch(order[k * n:(k + 1) * n], numpy_rng(config.seed, "gan", "batch", iteration, ctx.rank))
-                real = batch.real.to(device, non_blocking=True)
-                real_aus = batch.real_aus.to(device, non_blocking=True)
-                target_aus = batch.target_aus.to(device, non_blocking=True)
-                alpha = torch.rand(n, generator=torch_generator(config.seed, "gan", "gp", iteration, ctx.rank)).to(device)
-                t1 = time.perf_counter()
+    try:
+        with _StopFlag() as flag:
+            for epoch in range(start // iters_per_epoch, config.epochs):
+                sampler.set_epoch(epoch)
+                order = list(sampler)
+                for k in range(iters_per_epoch):
+                    iteration = epoch * iters_per_epoch + k
+                    if iteration < start:
+                        continue
+                    t0 = time.perf_counter()
+                    batch = data.batch(order[k * n:(k + 1) * n], numpy_rng(config.seed, "gan", "batch", iteration, ctx.rank))
+                    real = batch.real.to(device, non_blocking=True)
+                    real_aus = batch.real_aus.to(device, non_blocking=True)
+                    target_aus = batch.target_aus.to(device, non_blocking=True)
+                    alpha = torch.rand(n, generator=torch_generator(config.seed, "gan", "gp", iteration, ctx.rank)).to(device)
+                    t1 = time.perf_counter()
 
-                factor = schedule.lr_factor(iteration)
-                set_lr(opt_g, config.lr_g * factor)
-                set_lr(opt_d, config.lr_d * factor)
+                    factor = schedule.lr_factor(iteration)
+                    set_lr(opt_g, config.lr_g * factor)
+                    set_lr(opt_d, config.lr_d * factor)
+                    terms = train_iteration(nets, opt_g, opt_d, real, real_aus, target_aus, alpha, weights,
+                                            train_generator=schedule.trains_generator(iteration), amp=config.amp)
+                    row = _as_row(terms, ctx)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    t2 = time.perf_counter()
+                    timing["data_s"] += t1 - t0
+                    timing["step_s"] += t2 - t0
+                    timing["iterations"] += 1
 
-                with autocast():
-                    with torch.no_grad():
-                        fake, _, _ = generate(generator, real, target_aus)
-                    d_total, d_terms = critic_loss(critic_step_module, critic, real, fake, real_aus, alpha, weights)
-                opt_d.zero_grad(set_to_none=True)
-                d_total.backward()
-                opt_d.step()
-                terms: dict[str, torch.Tensor] = dict(d_terms)
+                    row.update(iteration=iteration, epoch=epoch + 1, lr_g=config.lr_g * factor, lr_d=config.lr_d * factor)
+                    if main:
+                        losslog.write(row)
+                        if callbacks.on_iteration:
+                            callbacks.on_iteration(iteration, row)
+                    if not all(np.isfinite(v) for k, v in row.items() if isinstance(v, float)):
+                        raise DataError(f"training diverged at iteration {iteration}: a loss is not finite "
+                                        f"({', '.join(f'{k}={v:.3g}' for k, v in row.items() if isinstance(v, float))})",
+                                        path=run, hint="lower the learning rate or check the AU labels' scale")
 
-                if schedule.trains_generator(iteration):
-                    with _frozen(critic), autocast():
-                        g_total, g_terms = generator_loss(cycle, critic, real, real_aus, target_aus, weights)
-                    opt_g.zero_grad(set_to_none=True)
-                    g_total.backward()
-                    opt_g.step()
-                    terms.update(g_terms)
-                row = _as_row(terms, ctx)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                t2 = time.perf_counter()
-                timing["data_s"] += t1 - t0
-                timing["step_s"] += t2 - t0
-                timing["iterations"] += 1
-
-                row.update(iteration=iteration, epoch=epoch + 1, lr_g=config.lr_g * factor, lr_d=config.lr_d * factor)
-                if main:
-                    losslog.write(row)
-                    if callbacks.on_iteration:
-                        callbacks.on_iteration(iteration, row)
-                if not all(np.isfinite(v) for k, v in row.items() if isinstance(v, float)):
-                    raise DataError(f"training diverged at iteration {iteration}: a loss is not finite "
-                                    f"({', '.join(f'{k}={v:.3g}' for k, v in row.items() if isinstance(v, float))})",
-                                    path=run, hint="lower the learning rate or check the AU labels' scale")
-
-                last_of_epoch = k == iters_per_epoch - 1
-                done = iteration + 1
-                stop = broadcast_flag(flag.stop, ctx) or (config.stop_after is not None and done >= config.stop_after)
-                if main and (stop or done == schedule.total_iters or
-                             (last_of_epoch and time.monotonic() - last_plot >= config.plot_every_s)):
-                    losslog.flush()
-                    files["plot"] = plot_losses(run / "losses.csv", run / "losses.png")
-                    last_plot = time.monotonic()
-                if last_of_epoch:
-                    assert_in_sync({"generator": generator, "critic": critic}, ctx)
-                    files.update(_end_epoch(epoch + 1, run, config, generator, critic, sample_faces,
-                                            sample_targets, device, main, callbacks))
-                if last_of_epoch or stop or done % config.save_every == 0:
-                    save(done, epoch + 1 if last_of_epoch else epoch)
-                if stop:
-                    stopped = done < schedule.total_iters
+                    last_of_epoch = k == iters_per_epoch - 1
+                    done = iteration + 1
+                    stop = broadcast_flag(flag.stop, ctx) or (config.stop_after is not None and done >= config.stop_after)
+                    if main and (stop or done == schedule.total_iters or
+                                 (last_of_epoch and time.monotonic() - last_plot >= config.plot_every_s)):
+                        losslog.flush()
+                        files["plot"] = plot_losses(run / "losses.csv", run / "losses.png")
+                        last_plot = time.monotonic()
+                    if last_of_epoch:
+                        assert_in_sync({"generator": generator, "critic": critic}, ctx)
+                        files.update(_end_epoch(epoch + 1, run, config, generator, critic, sample_faces,
+                                                sample_targets, device, main, callbacks))
+                    if last_of_epoch or stop or done % config.save_every == 0:
+                        save(done, epoch + 1 if last_of_epoch else epoch)
+                    if stop:
+                        stopped = done < schedule.total_iters
+                        break
+                if stopped:
                     break
-            if stopped:
-                break
-            barrier(ctx)
-    if losslog is not None:
-        losslog.close()
+                barrier(ctx)
+    finally:
+        if losslog is not None:
+            losslog.close()
     barrier(ctx)
     return TrainResult(run_dir=run, iteration=done, total_iterations=schedule.total_iters,
                        epochs_completed=done // iters_per_epoch, stopped_early=stopped, files=files,
