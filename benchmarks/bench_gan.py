@@ -87,7 +87,7 @@ def main() -> None:
             rows.append((width, t["iterations"] / t["step_s"], t["step_s"] / t["iterations"], t["data_s"] / t["step_s"]))
 
         # data loading, same batches: the trainer's cache vs decoding files at every step
-        cache = sorted((root / f"run{args.widths[0]}" / "cache").glob("faces_*.npy"))[0]
+        cache = min((root / f"run{args.widths[0]}" / "cache").glob("faces_*.npy"))
         data = FaceAuData(np.load(cache, mmap_mode="r"), np.zeros((n, 17), np.float32))
         rng = np.random.default_rng(0)
         batches = [rng.choice(n, args.batch_size, replace=False) for _ in range(20)]

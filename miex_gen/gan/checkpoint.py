@@ -126,7 +126,7 @@ def load_state(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling problem is a bad file
+    except Exception as exc:
         raise CheckpointError(f"cannot read training state: {exc}", path=path,
                               hint="the file is damaged; resume from an earlier copy or start a new run") from exc
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:

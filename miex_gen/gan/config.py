@@ -63,7 +63,7 @@ class TrainConfig:
             raise ConfigError(f"decay_epochs must lie in 0..epochs ({self.epochs}), got {self.decay_epochs}")
         if self.aus_noise < 0:
             raise ConfigError(f"aus_noise must be >= 0, got {self.aus_noise}")
-        self.weights  # validates the preset and overrides
+        loss_weights(self.loss_preset, **self.loss_overrides)  # validates the preset and overrides
 
     @property
     def weights(self) -> LossWeights:
@@ -90,7 +90,7 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(self.content(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 

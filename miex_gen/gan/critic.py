@@ -26,7 +26,6 @@ from .networks import DIALECTS
 from .weights import check_state_dict, detect_dialect, key_report
 
 
-
 @dataclass(frozen=True)
 class CriticKeys:
     """Attribute (= state-dict key prefix) names of one dialect's critic."""

@@ -28,13 +28,16 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from ..atomic import atomic_path
 from ..aus import AU_INDEX, AU_MAX, AU_NAMES, FEAT_AU_NAMES, FEAT_TO_OPENFACE, NUM_AUS, from_feat20, to_model_scale
 from ..errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +304,7 @@ def cache_key(faces: LabelledFaces, size: int, crop: str) -> str:
 
 
 def build_face_cache(faces: LabelledFaces, cache_dir: str | Path, *, size: int, crop: CropMode = "auto",
-                     progress=None) -> tuple[Path, LabelledFaces]:  # noqa: ANN001 - progress(done, total)
+                     progress=None) -> tuple[Path, LabelledFaces]:
     """Load, crop and resize every face once into ``cache_dir/faces_<size>_<key>.npy``.
 
     Faces that cannot be loaded or have no detectable face are skipped and counted (the
@@ -368,9 +371,9 @@ def _apply_index(faces: LabelledFaces, index: dict) -> LabelledFaces:
 class Batch:
     """One training batch, float32 on the CPU: images in [-1, 1], AUs on the /5 model scale."""
 
-    real: "object"  # torch.Tensor (B, 3, S, S)
-    real_aus: "object"  # torch.Tensor (B, 17)
-    target_aus: "object"  # torch.Tensor (B, 17)
+    real: torch.Tensor  # (B, 3, S, S)
+    real_aus: torch.Tensor  # (B, 17)
+    target_aus: torch.Tensor  # (B, 17)
     indices: np.ndarray
 
 

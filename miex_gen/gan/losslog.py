@@ -53,7 +53,7 @@ class LossLog:
         self._handle.close()
 
 
-def _fmt(value: float | int | str | None) -> str:
+def _fmt(value: float | str | None) -> str:
     if value is None or value == "":
         return ""
     if isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit()):

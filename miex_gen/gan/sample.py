@@ -89,7 +89,7 @@ def sweep_aus(levels: Sequence[float] = (0, 1, 2, 3, 4, 5), au_names: Sequence[s
     return out.reshape(-1, NUM_AUS)
 
 
-def au_sweep_grid(renderer, face: np.ndarray, *, levels: Sequence[float] = (0, 1, 2, 3, 4, 5),  # noqa: ANN001
+def au_sweep_grid(renderer, face: np.ndarray, *, levels: Sequence[float] = (0, 1, 2, 3, 4, 5),
                   au_names: Sequence[str] = AU_NAMES, detect: bool = True, chunk: int = 24) -> np.ndarray:
     """One face through each AU's 0 → max sweep: rows AUs, columns levels, input in the first column."""
     prepared = renderer.prepare(face, detect=detect)

@@ -63,6 +63,6 @@ class Schedule:
         return (iteration + 1) % self.critic_steps_per_generator == 0
 
 
-def set_lr(optimizer, lr: float) -> None:  # noqa: ANN001 - any torch optimizer
+def set_lr(optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr

@@ -49,9 +49,17 @@ from .checkpoint import STATE_NAME, load_state, save_state, save_weights
 from .config import TrainConfig, config_differences
 from .critic import Critic
 from .data import FaceAuData, build_face_cache, collect_labelled_faces
-from .distributed import DistContext, assert_in_sync, barrier, broadcast_flag, init_distributed, mean_across_ranks, shutdown
-from .networks import Generator, compose, init_weights
+from .distributed import (
+    DistContext,
+    assert_in_sync,
+    barrier,
+    broadcast_flag,
+    init_distributed,
+    mean_across_ranks,
+    shutdown,
+)
 from .losslog import LossLog, plot_losses
+from .networks import Generator, compose, init_weights
 from .sample import epoch_grid, write_png
 from .schedule import Schedule, set_lr
 
@@ -195,13 +203,13 @@ class _StopFlag:
         self.stop = False
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "_StopFlag":
+    def __enter__(self) -> _StopFlag:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    def _handle(self, signum, frame) -> None:  # noqa: ANN001
+    def _handle(self, signum, frame) -> None:
         if self.stop:  # second interrupt: give up at once
             raise KeyboardInterrupt
         self.stop = True
