@@ -294,7 +294,8 @@ def test_displacement_term_decreases_on_a_known_shift() -> None:
     onset = texture(8, 32, g)
     apex = torch.roll(onset, shifts=2, dims=-1)  # apex(p) = onset(p - 2 px): the flow is (-2, 0)
     x = torch.stack([onset, apex], dim=1)
-    model = create_model("frl_dgt", dgm_pretrain_only=True, loss_smooth=0.0, dgm_scale_px=4.0, **SMALL).train()
+    model = create_model("frl_dgt", dgm_pretrain_only=True, loss_smooth=0.0, dgm_scale_px=4.0, dgm_width=0.5,
+                         **SMALL).train()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     history = []
     for _ in range(30):
@@ -318,13 +319,13 @@ def test_displacement_term_decreases_on_a_known_shift() -> None:
 
 
 def _motion_data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class 0: apex moved 1 px right; 1: moved 1 px down; 2: no motion; plus sensor noise."""
+    """Class 0: apex moved 2 px right; 1: moved 2 px down; 2: no motion; plus sensor noise."""
     g = torch.Generator().manual_seed(seed)
     onset = texture(n, 32, g)
     y = torch.arange(n) % 3
     apex = onset.clone()
-    apex[y == 0] = torch.roll(onset[y == 0], 1, dims=-1)
-    apex[y == 1] = torch.roll(onset[y == 1], 1, dims=-2)
+    apex[y == 0] = torch.roll(onset[y == 0], 2, dims=-1)
+    apex[y == 1] = torch.roll(onset[y == 1], 2, dims=-2)
     apex = apex + 0.02 * torch.randn(apex.shape, generator=g)
     return torch.stack([onset, apex], dim=1), y
 
@@ -352,8 +353,8 @@ def test_tiny_training_run_beats_chance(tmp_path) -> None:
     (A shard dataset is not used: the shard writer had not landed when this was written.)
     """
     config = TrainConfig.for_model(
-        "frl_dgt", epochs=10, batch_size=12, lr=1e-3, warmup_epochs=1, rotation=0.0, flip=False, seed=0,
-        model_options={**SMALL, "dim": 32, "dgm_pretrain_epochs": 1})
+        "frl_dgt", epochs=7, batch_size=12, lr=1e-3, schedule="constant", warmup_epochs=0, rotation=0.0,
+        flip=False, seed=0, model_options={**SMALL, "dim": 32, "dgm_width": 0.5, "dgm_pretrain_epochs": 1})
     result = fit(config, MotionSource(60, 1), out_dir=tmp_path / "run")
     assert "train_ce" not in result.history[0] and "train_warp" in result.history[0]  # DGM warm-up epoch
     assert "train_ce" in result.history[-1]
