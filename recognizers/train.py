@@ -335,7 +335,7 @@ def _fit(config: TrainConfig, train_data: SampleSource, val_data: SampleSource |
 
 def _describe(row: dict[str, Any]) -> str:
     parts = [f"epoch {row['epoch']}"]
-    parts += [f"{k} {v:.4f}" for k, v in row.items() if k != "epoch" and isinstance(v, float)]
+    parts += [f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)]
     return "  ".join(parts)
 
 
