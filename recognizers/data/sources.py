@@ -140,11 +140,9 @@ class ShardSource(SampleSource):
         reader = DatasetReader(self.path)
         try:
             rows = _table_rows(reader.table())
-            num_frames = int(reader[0]["frames"].shape[0]) if len(reader) else 0
+            num_frames = int(reader.num_frames)
         finally:
-            close = getattr(reader, "close", None)
-            if close is not None:
-                close()
+            reader.close()
         if not rows:
             raise DataError("the shard dataset has no samples", path=self.path,
                             hint="generate samples first (miex generate) or point at the right directory")
