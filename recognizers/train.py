@@ -92,7 +92,8 @@ def _scores(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> dict[str, 
     try:  # the evaluation issue's MEGC metrics, when present
         from . import metrics as megc  # type: ignore[attr-defined]
 
-        return {"uf1": float(megc.uf1(truth, pred)), "uar": float(megc.uar(truth, pred)),
+        return {"uf1": float(megc.uf1(truth, pred, num_classes=num_classes)),
+                "uar": float(megc.uar(truth, pred, num_classes=num_classes)),
                 "acc": float(np.mean(np.asarray(truth) == np.asarray(pred)))}
     except (ImportError, AttributeError, TypeError):
         return pooled_scores(truth, pred, num_classes)
