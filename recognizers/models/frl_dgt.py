@@ -132,6 +132,12 @@ class FrlDgtConfig:
                 raise bad(name, "must not be negative")
         if self.region_centres is not None and self.region_centres_file is not None:
             raise bad("region_centres_file", "give region_centres or region_centres_file, not both")
+        warms_up = self.dgm_enabled and (self.dgm_pretrain_only or self.dgm_pretrain_epochs > 0)
+        if warms_up and self.loss_warp == 0 and self.loss_smooth == 0 and self.loss_flow == 0:
+            raise bad("dgm_pretrain_epochs", "a DGM warm-up needs loss_warp, loss_smooth or loss_flow > 0 "
+                      "(or set dgm_pretrain_epochs=0)")
+        if self.dgm_pretrain_only and self.dgm_freeze:
+            raise bad("dgm_freeze", "a frozen DGM cannot be pretrained (dgm_pretrain_only is set)")
         if len(self.region_boxes) != NUM_REGIONS:
             raise bad("region_boxes", f"needs {NUM_REGIONS} (w, h) fractions")
 
@@ -170,6 +176,9 @@ class FrlDgt(RecognizerModel):
         self.pretraining = cfg.dgm_pretrain_only
         if cfg.dgm_freeze and self.dgm is not None:
             self.dgm.requires_grad_(False)
+        # the fusion gets no gradient during the DGM warm-up: DistributedDataParallel must allow that
+        self.ddp_find_unused_parameters = self.dgm is not None and not cfg.dgm_freeze and (
+            cfg.dgm_pretrain_only or cfg.dgm_pretrain_epochs > 0)
         self.register_load_state_dict_post_hook(lambda module, keys: module._sync_boxes())
 
     # ------------------------------------------------------------------ regions
@@ -207,8 +216,9 @@ class FrlDgt(RecognizerModel):
     # ------------------------------------------------------------------ schedule
     def set_epoch(self, epoch: int) -> None:
         """DGM-only warm-up: epochs < ``dgm_pretrain_epochs`` train the DGM alone (0-based epochs)."""
-        self.pretraining = self.config.dgm_pretrain_only or (
-            self.dgm is not None and epoch < self.config.dgm_pretrain_epochs)
+        cfg = self.config
+        self.pretraining = cfg.dgm_pretrain_only or (
+            self.dgm is not None and not cfg.dgm_freeze and epoch < cfg.dgm_pretrain_epochs)
 
     def train(self, mode: bool = True) -> FrlDgt:
         super().train(mode)
