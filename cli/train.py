@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,8 @@ def train(common: Any, model: str | None, data: tuple[Any, ...], val_data: tuple
     train_source = _open_all(data, crop)
     val_source = _open_all(val_data, crop) if val_data else None
     result = fit(config, train_source, val_data=val_source, out_dir=out, init=init, resume=resume)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun only rank 0 reports
     if result.history:
         last = result.history[-1]
         shown = {k: v for k, v in last.items() if k in ("epoch", "train_loss", "train_uf1", "val_loss", "val_uf1", "val_uar")}

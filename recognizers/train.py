@@ -14,6 +14,7 @@ software). RNG states are stored in every checkpoint as well.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -181,8 +182,13 @@ class _Dist:
         return t.tolist()
 
     def close(self) -> None:
-        if self.owns_group and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        """Keep the group for later ``fit``/``predict`` calls in this process (one per fold); it is
+        destroyed at interpreter exit."""
+
+
+def _destroy_group() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _init_distributed(device_spec: str) -> tuple[_Dist, torch.device]:
@@ -198,6 +204,7 @@ def _init_distributed(device_spec: str) -> tuple[_Dist, torch.device]:
     owns = False
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_destroy_group)
         owns = True
     return _Dist(rank=rank, world_size=world, local_rank=local, owns_group=owns), device
 

@@ -8,10 +8,18 @@ import torch
 from miex_gen.errors import CheckpointError, ConfigError
 from recognizers.models import create_model
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 CASES = [
-    ("branches", {"size": 64}, (3, 2, 3, 64, 64)),
-    ("apex", {"size": 64}, (3, 1, 3, 64, 64)),
-    ("apex", {"size": 64, "in_channels": 1}, (3, 1, 1, 64, 64)),
+    ("branches", {"size": 32}, (3, 2, 3, 32, 32)),
+    ("apex", {"size": 32}, (3, 1, 3, 32, 32)),
+    ("apex", {"size": 32, "in_channels": 1}, (3, 1, 1, 32, 32)),
     ("ststnet", {}, (3, 3, 28, 28)),
     ("off_apexnet", {}, (3, 2, 28, 28)),
 ]

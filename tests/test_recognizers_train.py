@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -116,8 +117,15 @@ def test_torchrun_two_processes_gloo(casme2_root, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            "-m", "cli.main", "train", "--model", "ststnet", "--flow-method", "dis", "--data", f"casme2:{casme2_root}",
            "--out", str(out), "--epochs", "2", "--batch-size", "4", "--device", "cpu", "-q"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers
+        stdout, stderr = proc.communicate()
+        pytest.fail("torchrun did not finish in 240 s:\n" + stderr[-3000:])
+    assert proc.returncode == 0, stdout[-2000:] + stderr[-4000:]
     ckpt = torch.load(out / "model.pt", weights_only=True)
     assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 2
     assert (out / "metrics.csv").read_text().count("\n") == 3
@@ -133,6 +141,10 @@ def test_bad_inputs_give_one_clear_error(casme2_root, tmp_path):
     empty = make_casme2(tmp_path / "empty", [(1, "EP01_01", "others")])
     result = run("train", *SMALL_APEX, "--data", f"casme2:{empty}", "--out", tmp_path / "b", "--epochs", "1")
     assert result.exit_code == 1 and "no labelled clips" in result.output
+
+    no_samples = write_shards(tmp_path / "no_samples", range(0), shards=1)
+    result = run("train", "--model", "ststnet", "--data", f"shards:{no_samples}", "--out", tmp_path / "b2")
+    assert result.exit_code == 1 and "the shard dataset has no samples" in result.output
 
     two = make_casme2(tmp_path / "two", casme2_clips(subjects=1, per_class=1, emotions=("disgust", "happiness")))
     result = run("train", *SMALL_APEX, "--data", f"casme2:{two}", "--out", tmp_path / "c", "--epochs", "1")
