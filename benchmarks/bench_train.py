@@ -8,6 +8,7 @@
 
     python benchmarks/bench_train.py            # full
     python benchmarks/bench_train.py --quick    # fewer steps, smaller data
+    python benchmarks/bench_train.py --skip models,data   # only the flow table
 """
 
 from __future__ import annotations
@@ -120,24 +121,33 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-model", default="apex", help="model for the data-wait measurement")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--skip", default="", help="comma list of sections to skip: models,data,flow")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    skip = set(filter(None, args.skip.split(",")))
     device = torch.device(args.device)
     steps, batch = (2, 4) if args.quick else (5, 8)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
 
-    print(f"\n1. training samples/s (forward+backward+step, batch {batch})")
-    rows = bench_models(batch, steps, device)
-    ref = next((r for n, _, r in rows if n == "apex"), float("nan"))
-    print(f"{'model':<12} {'input':<14} {'samples/s':>10} {'vs apex':>8}")
-    for name, shape, rate in rows:
-        print(f"{name:<12} {shape:<14} {rate:>10.1f} {rate / ref:>8.2f}")
+    if "models" not in skip:
+        print(f"\n1. training samples/s (forward+backward+step, batch {batch})")
+        rows = bench_models(batch, steps, device)
+        ref = next((r for n, _, r in rows if n == "apex"), float("nan"))
+        print(f"{'model':<12} {'input':<14} {'samples/s':>10} {'vs apex':>8}")
+        for name, shape, rate in rows:
+            print(f"{name:<12} {shape:<14} {rate:>10.1f} {rate / ref:>8.2f}")
 
-    samples = 48 if args.quick else 192
-    print(f"\n2. data-wait share of step time, fit() of {args.data_model} on {samples} shard samples (128² RGB)")
-    print(f"{'workers':>7} {'data wait':>10} {'samples/s':>10}")
-    for workers, wait, rate in bench_data_wait(args.data_model, samples, 16, args.device):
-        print(f"{workers:>7} {wait:>10.1%} {rate:>10.1f}")
+    if "data" not in skip:
+        samples = 32 if args.quick else 192
+        print(f"\n2. data-wait share of step time, fit() of {args.data_model} on {samples} shard samples (128² RGB)")
+        print(f"{'workers':>7} {'data wait':>10} {'samples/s':>10}")
+        for workers, wait, rate in bench_data_wait(args.data_model, samples, 16, args.device):
+            print(f"{workers:>7} {wait:>10.1%} {rate:>10.1f}")
 
+    if "flow" in skip:
+        return
     print("\n3. flow precomputation (one onset/apex pair, grey)")
     rows = bench_flow(1 if args.quick else 4)
     print(f"{'method':<6} {'size':>5} {'pairs/s':>9} {'s/pair':>8} {'vs tvl1':>8}")

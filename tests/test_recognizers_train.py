@@ -67,9 +67,14 @@ SMALL_APEX = ["--model", "apex", "--model-option", "size=32", "--crop-size", "36
 
 def test_casme2_fixture_trains_one_step_and_predicts(casme2_root, tmp_path):
     out = tmp_path / "run"
-    result = run("train", *SMALL_APEX, "--data", f"casme2:{casme2_root}", "--out", out, "--epochs", "1",
-                 "--batch-size", "18", "--seed", "3")
+    config = tmp_path / "train.toml"
+    config.write_text("[train]\nepochs = 1\nbatch_size = 18\nlr = 1e-3\n")
+    result = run("train", *SMALL_APEX, "--data", f"casme2:{casme2_root}", "--out", out, "--config", config,
+                 "--lr", "2e-3", "--seed", "3")
     assert result.exit_code == 0, result.output
+    resolved = __import__("json").loads((out / "config.json").read_text())["config"]
+    assert (resolved["batch_size"], resolved["lr"], resolved["seed"], resolved["model"]) == (18, 2e-3, 3, "apex")
+    assert resolved["weight_decay"] == 5e-4  # the apex recipe where neither the file nor a flag says otherwise
     for name in ("model.pt", "last.pt", "metrics.csv", "metrics.png", "config.json"):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader((out / "metrics.csv").open()))
@@ -157,6 +162,11 @@ def test_bad_inputs_give_one_clear_error(casme2_root, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     result = run("predict", tmp_path / "junk.pt", "--data", f"casme2:{casme2_root}", "-o", tmp_path / "p.csv")
     assert result.exit_code == 1 and "not a readable checkpoint" in result.output
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nepoch = 3\n")
+    result = run("train", "--model", "ststnet", *data, "--out", tmp_path / "f", "--config", bad)
+    assert result.exit_code == 1 and "unknown train option(s) epoch" in result.output
 
     result = run("train", "--model", "ststnet", *data, "--out", tmp_path / "e", "--amp", "--device", "cpu")
     assert result.exit_code == 1 and "amp needs a CUDA device" in result.output
