@@ -70,8 +70,8 @@ def build_renderer(config: GenerateConfig):
     options: dict[str, Any] = {"device": config.device}
     if config.checkpoint is not None:
         options["checkpoint"] = config.checkpoint
-    if config.renderer == "warp" or config.image_size != 128:
-        options["size"] = config.image_size
+    if config.image_size != 128:
+        options["input_size"] = config.image_size
     return get_renderer(config.renderer, **options)
 
 
@@ -127,9 +127,9 @@ def _check_existing_output(out: Path, config_hash: str, content: dict[str, Any],
 
 def clear_output(out: Path) -> None:
     """Remove what a previous generate run wrote (only miex's own files)."""
-    from .shards import SHARD_GLOB
+    from .shards import list_shards
 
-    for path in out.glob(SHARD_GLOB):
+    for path in list_shards(out):
         path.unlink()
     for name in OWNED_FILES:
         (out / name).unlink(missing_ok=True)
@@ -153,7 +153,7 @@ def screen_identities(config: GenerateConfig, renderer, out: Path, candidates: S
             pass
 
     def check(candidate: IdentityCandidate) -> None:
-        renderer.prepare(load_candidate(candidate))
+        renderer.screen(load_candidate(candidate))
 
     kept, skipped = screen(seeded_order(candidates, config.seed), check, wanted=config.num_ids)
     if len(kept) < config.min_ids:
@@ -186,14 +186,29 @@ def shard_attrs(config: GenerateConfig, renderer, plan: Plan, resolved: dict[str
 
 
 def shard_is_complete(path: Path, config_hash: str, expected_samples: int) -> bool:
-    """A shard under its final name is complete by construction; also check it is ours and whole."""
+    """A shard under its final name is complete by construction; check that it is ours and sound.
+
+    Frames are not re-hashed here (that is ``miex data validate``'s job); schema, ranges, the
+    config hash and the sample count are. A shard that fails is deleted and made again.
+    """
+    import h5py
+
     from .shards import validate_shard
 
     if not path.exists():
         return False
-    problems = validate_shard(path, expected_config_hash=config_hash, expected_samples=expected_samples)
+    problems = [str(p) for p in validate_shard(path, check_frames=False)]
+    if not problems:
+        with h5py.File(path, "r") as handle:
+            found_hash = handle.attrs.get("config_hash")
+            found_hash = found_hash.decode() if isinstance(found_hash, bytes) else found_hash
+            count = int(handle["label"].shape[0])
+        if found_hash != config_hash:
+            problems.append(f"config_hash {found_hash} is not this run's {config_hash}")
+        if count != expected_samples:
+            problems.append(f"{count} samples, the plan has {expected_samples}")
     if problems:
-        log.warning("redoing %s: %s", path.name, "; ".join(str(p) for p in problems[:3]))
+        log.warning("redoing %s: %s", path.name, "; ".join(problems[:3]))
         path.unlink()
         return False
     return True
