@@ -100,7 +100,8 @@ def train(common: Any, model: str | None, data: tuple[Any, ...], val_data: tuple
     values["model_options"] = options
     if common.seed is not None:
         values["seed"] = common.seed
-    values["device"] = common.device
+    if common.device != "auto" or "device" not in values:
+        values["device"] = common.device
     values["progress"] = not common.quiet
     if values.get("flow_cache") is not None:
         values["flow_cache"] = str(values["flow_cache"])
