@@ -53,6 +53,7 @@ class TrainConfig:
     rotation: float = 0.0
     jitter: float = 0.2
     flip: bool = False
+    resize_ratio: float = 256 / 224  # frames: resize to size·ratio, then (random) crop size; 232/224 = ±4 px
     input_mean: float = 0.5
     input_std: float = 0.5
     flow_method: str = "tvl1"
@@ -91,6 +92,7 @@ class TrainConfig:
         need(self.num_workers >= 0, "num_workers", "must be >= 0")
         need(self.stop_after is None or self.stop_after >= 1, "stop_after", "must be at least 1")
         need(self.input_std > 0, "input_std", "must be positive")
+        need(self.resize_ratio >= 1, "resize_ratio", "must be >= 1")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -127,7 +129,8 @@ class TrainConfig:
 
     def data_options(self) -> DataOptions:
         return DataOptions(apex_r=self.apex_r,
-                           augment=AugmentConfig(rotation=self.rotation, jitter=self.jitter, flip=self.flip),
+                           augment=AugmentConfig(rotation=self.rotation, jitter=self.jitter, flip=self.flip,
+                                                 resize_ratio=self.resize_ratio),
                            flow=FlowConfig(method=self.flow_method), mean=self.input_mean, std=self.input_std)
 
 
@@ -143,7 +146,7 @@ MODEL_RECIPES: dict[str, dict[str, Any]] = {
                     "schedule": "constant", "grad_clip": None, "jitter": 0.0},
     "frl_dgt": {"optimizer": "adamw", "lr": 1e-4, "batch_size": 32, "weight_decay": 0.05, "epochs": 100,
                 "schedule": "cosine", "warmup_epochs": 5, "grad_clip": 1.0, "jitter": 0.0, "rotation": 5.0,
-                "flip": True, "apex_r": 0.4, "input_mean": 0.0, "input_std": 1.0},
+                "flip": True, "resize_ratio": 232 / 224, "apex_r": 0.4, "input_mean": 0.0, "input_std": 1.0},
 }
 
 

@@ -14,6 +14,7 @@ software). RNG states are stored in every checkpoint as well.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -92,7 +93,8 @@ def _scores(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> dict[str, 
     try:  # the evaluation issue's MEGC metrics, when present
         from . import metrics as megc  # type: ignore[attr-defined]
 
-        return {"uf1": float(megc.uf1(truth, pred)), "uar": float(megc.uar(truth, pred)),
+        return {"uf1": float(megc.uf1(truth, pred, num_classes=num_classes)),
+                "uar": float(megc.uar(truth, pred, num_classes=num_classes)),
                 "acc": float(np.mean(np.asarray(truth) == np.asarray(pred)))}
     except (ImportError, AttributeError, TypeError):
         return pooled_scores(truth, pred, num_classes)
@@ -180,8 +182,13 @@ class _Dist:
         return t.tolist()
 
     def close(self) -> None:
-        if self.owns_group and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        """Keep the group for later ``fit``/``predict`` calls in this process (one per fold); it is
+        destroyed at interpreter exit."""
+
+
+def _destroy_group() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _init_distributed(device_spec: str) -> tuple[_Dist, torch.device]:
@@ -197,6 +204,7 @@ def _init_distributed(device_spec: str) -> tuple[_Dist, torch.device]:
     owns = False
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_destroy_group)
         owns = True
     return _Dist(rank=rank, world_size=world, local_rank=local, owns_group=owns), device
 
@@ -208,7 +216,7 @@ def _loader(dataset: RecognizerDataset, sampler: EpochBatchSampler, config: Trai
                       persistent_workers=False, prefetch_factor=2 if workers else None)
 
 
-def _crop_size(config: TrainConfig, spec: InputSpec) -> int:
+def crop_size_for(config: TrainConfig, spec: InputSpec) -> int:
     if config.crop_size is not None:
         return config.crop_size
     return max(128, spec.size) if spec.kind == "frames" else 128
@@ -335,7 +343,7 @@ def _fit(config: TrainConfig, train_data: SampleSource, val_data: SampleSource |
 
 def _describe(row: dict[str, Any]) -> str:
     parts = [f"epoch {row['epoch']}"]
-    parts += [f"{k} {v:.4f}" for k, v in row.items() if k != "epoch" and isinstance(v, float)]
+    parts += [f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)]
     return "  ".join(parts)
 
 
@@ -466,7 +474,7 @@ def predict(checkpoint_or_model: str | Path | RecognizerModel, data: SampleSourc
     if isinstance(checkpoint_or_model, (str, Path)):
         core, ckpt = load_model(checkpoint_or_model, device=dev)
         if options is None:
-            options = TrainConfig.from_dict(_known(ckpt["config"])).data_options()
+            options = TrainConfig.from_dict(known_config_fields(ckpt["config"])).data_options()
     else:
         core = checkpoint_or_model.to(dev)
     options = options or DataOptions()
@@ -483,7 +491,7 @@ def predict(checkpoint_or_model: str | Path | RecognizerModel, data: SampleSourc
     return rows
 
 
-def _known(values: dict[str, Any]) -> dict[str, Any]:
+def known_config_fields(values: dict[str, Any]) -> dict[str, Any]:
     names = TrainConfig.field_names()
     return {k: v for k, v in values.items() if k in names}
 

@@ -52,7 +52,8 @@ class RecognizerDataset(Dataset):
         self.epoch = 0
         if spec.kind == "frames":
             self.transform = FrameTransform(spec.size, spec.channels, train=train,
-                                            augment=options.augment if train else AugmentConfig.none(),
+                                            augment=options.augment if train else AugmentConfig.none(
+                                                options.augment.resize_ratio),
                                             mean=options.mean, std=options.std)
         elif spec.kind == "flow":
             self.flow = FlowConfig(method=options.flow.method, size=spec.size, params=dict(options.flow.params))

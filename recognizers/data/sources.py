@@ -8,15 +8,19 @@ Splits and folds are ``source.subset(indices)``; several sources join with :clas
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import logging
+import re
+
 import numpy as np
 
 from miex_gen.errors import DataError, DependencyError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -137,11 +141,9 @@ class ShardSource(SampleSource):
         reader = DatasetReader(self.path)
         try:
             rows = _table_rows(reader.table())
-            num_frames = int(reader[0]["frames"].shape[0]) if len(reader) else 0
+            num_frames = int(reader.num_frames)
         finally:
-            close = getattr(reader, "close", None)
-            if close is not None:
-                close()
+            reader.close()
         if not rows:
             raise DataError("the shard dataset has no samples", path=self.path,
                             hint="generate samples first (miex generate) or point at the right directory")
@@ -184,21 +186,13 @@ class ShardSource(SampleSource):
 
 # ------------------------------------------------------------------------------------ real clips
 
-_FRAME_NUMBER = re.compile(r"(\d+)(?!.*\d)")
-FaceBoxFn = Callable[[np.ndarray], tuple[int, int, int, int]]
-
-
-def frame_number(path: Path) -> int:
-    """The frame number of a file such as ``img46.jpg``, ``reg_img46.jpg``, ``006_05562.jpg``."""
-    match = _FRAME_NUMBER.search(path.stem)
-    if match is None:
-        raise DataError(f"no frame number in file name {path.name!r}", path=path)
-    return int(match.group(1))
+_CROPPED_DIR = re.compile(r"(^|_)cropped$", re.IGNORECASE)  # Cropped, SMIC_all_cropped, CASMEII_cropped
+FaceBoxFn = Callable[[np.ndarray], Any]  # image -> miex_gen.faces.FaceBox or None
 
 
 def is_cropped_release(paths: Sequence[Path]) -> bool:
     """True for the datasets' own face-cropped releases (CASME II ``Cropped``, ``SMIC_all_cropped``…)."""
-    return any("crop" in part.lower() for part in Path(paths[0]).parent.parts) if paths else False
+    return bool(paths) and any(_CROPPED_DIR.search(part) for part in Path(paths[0]).parent.parts)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -212,28 +206,21 @@ def read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def default_face_box(image: np.ndarray) -> tuple[int, int, int, int]:
-    """Face box ``(x0, y0, x1, y1)`` from ``miex_gen.faces`` (used for releases without crops)."""
-    try:
-        from miex_gen import faces
-    except ImportError as exc:
-        raise DependencyError("face cropping needs miex_gen.faces, which is not available",
-                              hint="use the dataset's cropped release, or install the full miex package") from exc
-    detect = getattr(faces, "detect_face_box", None) or getattr(faces, "face_box", None)
-    if detect is None:
-        raise DependencyError("miex_gen.faces offers no face-box detector")
-    box = detect(image)
-    if box is None:
-        return 0, 0, image.shape[1], image.shape[0]
-    return tuple(int(v) for v in box)[:4]  # type: ignore[return-value]
+def default_face_box(image: np.ndarray) -> Any:
+    """The main face box of ``image`` via ``miex_gen.faces`` (MediaPipe, then Haar), or None if none is found."""
+    from miex_gen import faces
+
+    boxes = faces.detect_faces(image)
+    return boxes[0] if boxes else None
 
 
 class ClipSource(SampleSource):
     """Real clips (``miex_gen.datasets.ClipRecord``) with every frame available for apex randomisation.
 
-    Frames are face crops at ``crop_size``: the release's own crops where it has them, otherwise one
-    box found on the onset frame (``face_box``, by default ``miex_gen.faces``) applied to every frame
-    of the clip, so head motion does not leak into the difference. Clips whose label is unknown
+    Frames are face crops at ``crop_size``: the release's own crops where it has them (resized, as
+    MiE-X does), otherwise one box found on the onset frame (``face_box``, by default
+    ``miex_gen.faces.detect_faces``) cut from every frame of the clip with ``faces.crop_face``, so head
+    motion does not leak into the difference; when no face is found the whole frame is resized (MiE-X). Clips whose label is unknown
     ("others") are left out. Missing apex annotations (SMIC) use the middle frame (MER_PROTOCOL §7.4).
     """
 
@@ -245,40 +232,36 @@ class ClipSource(SampleSource):
         self._crop = crop
         self.frames: list[tuple[Path, ...]] = []
         self.meta = []
+        self.skipped: list[str] = []  # clips left out, with the reason
         for record in records:
             if record.label is None or int(record.label) < 0:
                 continue
             paths = tuple(Path(p) for p in record.frames)
-            self.meta.append(self._meta(record, paths))
+            try:
+                self.meta.append(self._meta(record, paths))
+            except DataError as exc:
+                self.skipped.append(str(exc))
+                continue
             self.frames.append(paths)
+        if self.skipped:
+            log.warning("%s: left out %d clip(s) (first: %s)", name, len(self.skipped), self.skipped[0])
         if not self.meta:
             raise DataError(f"no labelled clips in {name}", hint="check the dataset root and its annotation file")
-        self._boxes: dict[int, tuple[int, int, int, int]] = {}
+        self._boxes: dict[int, Any] = {}
 
     @staticmethod
     def _meta(record: Any, paths: tuple[Path, ...]) -> SampleMeta:
+        """``ClipRecord`` onset/apex/offset are positions in ``frames`` (0-based), as ``miex_gen.datasets`` defines."""
         where = f"{record.dataset}/{record.subject}/{record.clip}"
         if len(paths) < 2:
             raise DataError(f"clip {where} has {len(paths)} frame(s); onset and apex need at least 2",
                             path=paths[0] if paths else None)
-        numbers = [frame_number(p) for p in paths]
-        position = {n: k for k, n in enumerate(numbers)}
-
-        def pos(frame: Any, what: str, default: int) -> int:
-            if frame is None or int(frame) < 0:
-                return default
-            if int(frame) not in position:
-                raise DataError(f"clip {where}: {what} frame {frame} is not among its files "
-                                f"({numbers[0]}…{numbers[-1]})", path=paths[0].parent,
-                                hint="check the annotation row against the frame folder")
-            return position[int(frame)]
-
-        onset = pos(record.onset, "onset", 0)
-        last = pos(getattr(record, "offset", None), "offset", len(paths) - 1)
-        apex = pos(record.apex, "apex", onset + (last - onset) // 2)
-        if not onset < apex <= last:
-            raise DataError(f"clip {where}: need onset < apex <= offset, got frames "
-                            f"{numbers[onset]}, {numbers[apex]}, {numbers[last]}", path=paths[0].parent)
+        last = len(paths) - 1 if record.offset is None else min(int(record.offset), len(paths) - 1)
+        onset = int(record.onset)
+        apex = onset + (last - onset) // 2 if record.apex is None else int(record.apex)
+        if not 0 <= onset < apex <= last:
+            raise DataError(f"clip {where}: need onset < apex <= offset, got positions {onset}, {apex}, {last}",
+                            path=paths[0].parent, hint="check the annotation row against the frame folder")
         return SampleMeta(sample_id=where, dataset=str(record.dataset), subject=str(record.subject),
                           clip=str(record.clip), label=int(record.label), onset=onset, apex=apex, last=last,
                           identity=f"{record.dataset}/{record.subject}", source_kind="real")
@@ -289,7 +272,7 @@ class ClipSource(SampleSource):
     def _needs_crop(self, index: int) -> bool:
         return (not is_cropped_release(self.frames[index])) if self._crop is None else self._crop
 
-    def _box(self, index: int) -> tuple[int, int, int, int]:
+    def _box(self, index: int) -> Any:
         if index not in self._boxes:
             reference = read_image(self.frames[index][self.meta[index].onset])
             self._boxes[index] = (self._face_box or default_face_box)(reference)
@@ -303,7 +286,9 @@ class ClipSource(SampleSource):
         for p in positions:
             image = read_image(self.frames[index][p])
             if box is not None:
-                x0, y0, x1, y1 = box
-                image = image[max(0, y0):max(y0 + 1, y1), max(0, x0):max(x0 + 1, x1)]
-            out.append(cv2.resize(image, (self.crop_size, self.crop_size), interpolation=cv2.INTER_AREA))
+                from miex_gen.faces import crop_face
+
+                out.append(crop_face(image, box, size=self.crop_size))
+            else:
+                out.append(cv2.resize(image, (self.crop_size, self.crop_size), interpolation=cv2.INTER_AREA))
         return np.stack(out)

@@ -1,6 +1,6 @@
 """Per-model input transforms with ONE shared random draw per sample (onset and apex move together).
 
-The training pipeline follows MiE-X (MIEX_PROTOCOL.md §9.2): resize to ``size·256/224`` → random
+The training pipeline follows MiE-X (MIEX_PROTOCOL.md §9.2): resize to ``size·ratio`` (256/224) → random
 rotation → colour jitter → random crop ``size`` → [flip] → [0, 1] → normalise. The test pipeline is
 deterministic (resize → centre crop), unlike the original which applied the random transform at test
 time. Every random number comes from the ``numpy.random.Generator`` the dataset derives per sample
@@ -23,11 +23,11 @@ class AugmentConfig:
     rotation: float = 0.0  # max degrees (MiE-X: 10 on synthetic data, 0 on real)
     jitter: float = 0.2  # brightness/contrast/saturation factor spread and hue shift (MiE-X 0.2)
     flip: bool = False  # horizontal flip with p = 0.5 (flow: u is negated)
-    resize_crop: bool = True  # resize to size·256/224 then crop size (random in training)
+    resize_ratio: float = 256 / 224  # resize to size·ratio, then crop size (random in training, centre in test)
 
     @classmethod
-    def none(cls) -> "AugmentConfig":
-        return cls(rotation=0.0, jitter=0.0, flip=False, resize_crop=True)
+    def none(cls, resize_ratio: float = 256 / 224) -> "AugmentConfig":
+        return cls(rotation=0.0, jitter=0.0, flip=False, resize_ratio=resize_ratio)
 
 
 class FrameTransform:
@@ -39,7 +39,9 @@ class FrameTransform:
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         self.size, self.channels, self.train, self.augment = size, channels, train, augment
         self.mean, self.std = mean, std
-        self.resize_to = round(size * 256 / 224) if augment.resize_crop else size
+        if augment.resize_ratio < 1:
+            raise ValueError(f"resize_ratio must be >= 1, got {augment.resize_ratio}")
+        self.resize_to = max(size, round(size * augment.resize_ratio))
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # [K, 3, H, W] uint8
