@@ -193,6 +193,24 @@ def uf1_uar(truth: Iterable[int], pred: Iterable[int], *, labels: Sequence[int] 
     return s.uf1, s.uar
 
 
+def _labels_for(labels: Sequence[int] | None, num_classes: int | None) -> tuple[int, ...]:
+    if labels is not None:
+        return tuple(labels)
+    return tuple(range(num_classes)) if num_classes is not None else DEFAULT_LABELS
+
+
+def uf1(truth: Iterable[int], pred: Iterable[int], *, labels: Sequence[int] | None = None,
+        num_classes: int | None = None, warn: bool = False) -> float:
+    """Pooled UF1 (unweighted macro F1 over the fixed classes ``range(num_classes)`` or ``labels``)."""
+    return scores(truth, pred, labels=_labels_for(labels, num_classes), warn=warn).uf1
+
+
+def uar(truth: Iterable[int], pred: Iterable[int], *, labels: Sequence[int] | None = None,
+        num_classes: int | None = None, warn: bool = False) -> float:
+    """Pooled UAR (unweighted macro recall, i.e. balanced accuracy over the fixed classes)."""
+    return scores(truth, pred, labels=_labels_for(labels, num_classes), warn=warn).uar
+
+
 def _get(row: Any, name: str) -> Any:
     if isinstance(row, Mapping):
         return row[name]
@@ -225,5 +243,5 @@ def scores_by_dataset(rows: Iterable[Any], *, labels: Sequence[int] = DEFAULT_LA
 
 __all__ = [
     "DEFAULT_LABELS", "Scores", "UndefinedMetricWarning", "confusion_matrix", "scores", "scores_by_dataset",
-    "scores_from_confusion", "uf1_uar",
+    "scores_from_confusion", "uar", "uf1", "uf1_uar",
 ]

@@ -11,7 +11,7 @@ from sklearn.metrics import confusion_matrix as sk_confusion
 
 from miex_gen.datasets import load_ground_truth, load_miex_3fold
 from miex_gen.errors import DataError
-from recognizers.metrics import UndefinedMetricWarning, scores, scores_by_dataset, uf1_uar
+from recognizers.metrics import UndefinedMetricWarning, scores, scores_by_dataset, uar, uf1, uf1_uar
 
 LABELS = [0, 1, 2]
 
@@ -80,6 +80,8 @@ def test_absent_class_scores_zero_with_warning():
         warnings.simplefilter("error")
         assert uf1_uar([1, 1], [1, 1]) == pytest.approx((1 / 3, 1 / 3))  # quiet variant for trainers
         scores([0, 1, 2], [0, 0, 0])  # every class present in truth: no warning
+        assert uf1([1, 1], [1, 1]) == pytest.approx(1 / 3) and uar([1, 1], [1, 1]) == pytest.approx(1 / 3)
+        assert uf1([3, 3], [3, 3], num_classes=4) == pytest.approx(1 / 4)
 
 
 def test_counts_and_dict():
