@@ -8,7 +8,7 @@ rebuilding CASME II from "Estimated Emotion" gives 90 negatives instead of 88).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -89,3 +89,61 @@ def load_ground_truth() -> list[GroundTruthRow]:
 def ground_truth_labels() -> dict[ClipKey, int]:
     """``{(dataset, subject, clip): label}`` for the 442 samples."""
     return {row.key: row.label for row in _shipped()}
+
+
+# ---------------------------------------------------------------------------------------------
+# the composite's clips on disk
+
+SUBDIRS = {
+    "casme2": ("casme2", "CASME2", "CASME II", "CASMEII", "CASME_II"),
+    "samm": ("samm", "SAMM"),
+    "smic": ("smic", "SMIC"),
+}
+
+
+def dataset_root(root: Path, dataset: str) -> Path:
+    """``<root>/<casme2|samm|smic>`` (a few spellings accepted), as load_megc2019 expects."""
+    for name in SUBDIRS[dataset]:
+        if (root / name).is_dir():
+            return root / name
+    raise DataError(f"MEGC 2019 root {root} has no {dataset} folder", path=root,
+                    hint=f"expected {root}/casme2, {root}/samm and {root}/smic, each in its release layout")
+
+
+def load_megc2019(root: Path | str, *, smic_apex_file: Path | str | None = None, cropped: bool | None = None,
+                  strict: bool = False):
+    """The 442 composite clips with labels from the shipped ground truth (GT file order).
+
+    ``root`` holds the three datasets in their release layouts::
+
+        <root>/casme2/   (CASME2-coding-*.xlsx, CASME2_RAW_selected/ or Cropped/)
+        <root>/samm/     (SAMM_*FACS_Codes*.xlsx, SAMM/<sub3>/<clip>/)
+        <root>/smic/     (SMIC_all_raw/HS/s<N>/micro/<emotion>/<clip>/)
+
+    GT rows whose clip is not on disk are listed in ``.skipped`` (or raise with ``strict``).
+    """
+    from .casme2 import load_casme2
+    from .records import Skip, finish
+    from .samm import load_samm
+    from .smic import load_smic
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"MEGC 2019 root not found: {root}", path=root,
+                        hint="pass the folder holding casme2/, samm/ and smic/")
+    loaded = {
+        "casme2": load_casme2(dataset_root(root, "casme2"), cropped=cropped),
+        "samm": load_samm(dataset_root(root, "samm")),
+        "smic": load_smic(dataset_root(root, "smic"), apex_file=smic_apex_file, cropped=cropped),
+    }
+    by_key = {rec.key: rec for clips in loaded.values() for rec in clips}
+    not_on_disk = {s.where: s for clips in loaded.values() for s in clips.skipped}
+    records, skipped = [], []
+    for row in _shipped():
+        rec = by_key.get(row.key)
+        if rec is None:
+            reason = next((s.reason for w, s in not_on_disk.items() if row.clip in w), "clip not found on disk")
+            skipped.append(Skip(f"{GT_FILE} {'/'.join(row.key)}", reason))
+            continue
+        records.append(replace(rec, label=row.label))
+    return finish(records, skipped, source=str(root), strict=strict)

@@ -77,10 +77,16 @@ class ClipRecord:
 
 @dataclass(frozen=True)
 class IdentityRecord:
-    """One identity photo: ``id`` is unique within its source (CelebA identity + file, or a path)."""
+    """One identity photo: ``id`` is unique within its source (CelebA image stem, or a relative path).
+
+    CelebA adds ``person`` (its identity id) and ``landmarks`` (5 aligned points, x/y pairs) when the
+    list files are present.
+    """
 
     id: str
     path: Path
+    person: str | None = None
+    landmarks: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
