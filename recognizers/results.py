@@ -34,6 +34,7 @@ SUMMARY_FILE = "summary.json"
 MEGC_LOG_FILE = "megc_log.txt"
 CONFUSION_FILE = "confusion.png"
 CONFIG_FILE = "config.json"
+TRAINING_FILE = "training.json"  # per-fold training facts (sizes, epochs, leakage-guard counts), if any
 COLUMNS = ("sample_id", "dataset", "subject", "clip", "truth", "prediction", "fold")
 REQUIRED = ("dataset", "subject", "clip", "truth", "prediction", "fold")
 
@@ -231,8 +232,8 @@ def score_rows(rows: Sequence[PredictionRow], *, labels: Sequence[int] = DEFAULT
 
 
 def summary_dict(rows: Sequence[PredictionRow], *, config: Mapping[str, Any] | None = None,
-                 labels: Sequence[int] = DEFAULT_LABELS) -> dict[str, Any]:
-    """Everything in ``summary.json``: numbers from ``rows`` only, plus the run's config if known."""
+                 training: Mapping[str, Any] | None = None, labels: Sequence[int] = DEFAULT_LABELS) -> dict[str, Any]:
+    """Everything in ``summary.json``: scores from ``rows`` only, plus the run's config and training facts."""
     by = score_rows(rows, labels=labels)
     names = list(CLASS_NAMES) if tuple(labels) == DEFAULT_LABELS else [str(c) for c in labels]
     folds: dict[str, dict[str, Any]] = {}
@@ -241,6 +242,10 @@ def summary_dict(rows: Sequence[PredictionRow], *, config: Mapping[str, Any] | N
         entry["n"] += 1
         entry["subjects"].add(f"{row.dataset}/{row.subject}")
     full = by["all"]
+    expected = list(config.get("folds", [])) if config else []
+    missing = [name for name in expected if name not in folds]
+    guard = {name: info.get("synthetic_removed_by_leakage_guard") for name, info in (training or {}).items()
+             if isinstance(info, Mapping) and info.get("synthetic_removed_by_leakage_guard") is not None}
     return {
         "scoring": "MEGC 2019: per-class TP/FP/FN pooled over all folds; UF1 = macro F1, UAR = macro recall; "
                    "all classes always counted (absent class scores 0)",
@@ -251,7 +256,11 @@ def summary_dict(rows: Sequence[PredictionRow], *, config: Mapping[str, Any] | N
         "scores": {name: s.to_dict(names) for name, s in by.items()},
         "folds": {name: {"n": v["n"], "subjects": sorted(v["subjects"])} for name, v in folds.items()},
         "num_folds": len(folds),
+        "complete": not missing if expected else None,
+        "missing_folds": missing,
+        "leakage_guard_removed": guard or None,
         "config": dict(config) if config is not None else None,
+        "training": dict(training) if training is not None else None,
     }
 
 
@@ -290,7 +299,8 @@ def plot_confusion(by: Mapping[str, Scores], path: str | Path, *, class_names: S
 
 
 def write_report(run_dir: str | Path, rows: Sequence[Any], *, config: Mapping[str, Any] | None = None,
-                 labels: Sequence[int] = DEFAULT_LABELS, plot: bool = True) -> dict[str, Any]:
+                 training: Mapping[str, Any] | None = None, labels: Sequence[int] = DEFAULT_LABELS,
+                 plot: bool = True) -> dict[str, Any]:
     """Write ``predictions.csv`` (if absent or different), ``megc_log.txt``, ``summary.json``, ``confusion.png``."""
     run_dir = Path(run_dir)
     rows = as_rows(rows)
@@ -299,7 +309,7 @@ def write_report(run_dir: str | Path, rows: Sequence[Any], *, config: Mapping[st
     pred_path = run_dir / PREDICTIONS_FILE
     if not pred_path.exists() or pred_path.read_text(encoding="utf-8") != text:
         atomic_write_text(pred_path, text)
-    summary = summary_dict(rows, config=config, labels=labels)
+    summary = summary_dict(rows, config=config, training=training, labels=labels)
     atomic_write_text(run_dir / MEGC_LOG_FILE, megc_log_text(rows))
     if plot:
         names = list(CLASS_NAMES) if tuple(labels) == DEFAULT_LABELS else [str(c) for c in labels]
@@ -315,18 +325,22 @@ def report(run_dir: str | Path, *, plot: bool = True) -> dict[str, Any]:
         raise DataError("expected a run directory, got a file", path=run_dir,
                         hint="pass the directory given to `miex evaluate --out`")
     rows = read_predictions(run_dir / PREDICTIONS_FILE)
-    config = None
-    config_path = run_dir / CONFIG_FILE
-    if config_path.exists():
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise FormatError(f"cannot read run config: {exc}", path=config_path) from exc
-    return write_report(run_dir, rows, config=config, plot=plot)
+    config, training = _optional_json(run_dir / CONFIG_FILE), _optional_json(run_dir / TRAINING_FILE)
+    return write_report(run_dir, rows, config=config, training=training, plot=plot)
+
+
+def _optional_json(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FormatError(f"cannot read {path.name}: {exc}", path=path) from exc
 
 
 __all__ = [
     "COLUMNS", "CONFIG_FILE", "CONFUSION_FILE", "MEGC_LOG_FILE", "PREDICTIONS_FILE", "PredictionRow", "SUMMARY_FILE",
+    "TRAINING_FILE",
     "as_rows", "check_rows", "dedupe_predictions", "megc_log_text", "parse_megc_log", "plot_confusion",
     "read_predictions", "report", "score_rows", "summary_dict", "write_predictions", "write_report",
 ]
