@@ -178,10 +178,14 @@ def open_real_data(specs: Sequence[str], train_config: Any) -> Any:
     """One sample source over every ``--data`` spec, with unique sample ids."""
     from .data import ConcatSource, open_data
     from .models import create_model
+    try:
+        from .train import crop_size_for
+    except ImportError:  # TODO(evaluate): drop once the trainer's public name is merged
+        from .train import _crop_size as crop_size_for
 
     spec = create_model(train_config.model, num_classes=train_config.num_classes,
                         **train_config.model_options).input_spec
-    crop = train_config.crop_size or (max(128, spec.size) if spec.kind == "frames" else 128)
+    crop = crop_size_for(train_config, spec)  # the same face-crop side `miex train` uses
     sources = []
     for text in specs:
         kind, _, path = text.partition(":")

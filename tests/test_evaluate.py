@@ -1,0 +1,121 @@
+"""End-to-end ``miex evaluate`` / ``miex report`` on a tiny CASME II-layout tree built here."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from recognizers.results import read_predictions
+
+pytestmark = pytest.mark.filterwarnings("ignore::recognizers.metrics.UndefinedMetricWarning")
+
+SUBJECTS = 8
+EMOTIONS = ("disgust", "happiness", "surprise")  # -> negative, positive, surprise
+FRAMES = 4
+
+
+def _face(size: int, shift: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A grey face-like pattern with a bright blob displaced by ``shift`` (the 'expression')."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    image = 90 + 60 * np.exp(-((xx - size / 2) ** 2 + (yy - size / 2) ** 2) / (2 * (size / 3) ** 2))
+    cy, cx = size / 2 + shift[0], size / 2 + shift[1]
+    image += 90 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 3.0 ** 2))
+    image += rng.normal(0, 2, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def make_casme2_tree(root: Path, *, subjects: int = SUBJECTS, size: int = 40, seed: int = 0) -> Path:
+    """``CASME2-coding-test.csv`` plus ``Cropped/subNN/EPxx/reg_img<N>.jpg`` (the cropped-release layout)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    motion = {"disgust": (0, -1), "happiness": (1, 1), "surprise": (-1, 0)}
+    rows = [["Subject", "Filename", "Unnamed: 2", "OnsetFrame", "ApexFrame", "OffsetFrame", "Unnamed: 6",
+             "Action Units", "Estimated Emotion"]]
+    for s in range(1, subjects + 1):
+        for k, emotion in enumerate(EMOTIONS):
+            clip = f"EP0{k + 1}_0{s}"
+            folder = root / "Cropped" / f"sub{s:02d}" / clip
+            folder.mkdir(parents=True)
+            first = 10 * s
+            dy, dx = motion[emotion]
+            for t in range(FRAMES):
+                amount = 5 * min(t, 2)
+                image = _face(size, (dy * amount, dx * amount), rng)
+                cv2.imwrite(str(folder / f"reg_img{first + t}.jpg"), image)
+            rows.append([str(s), clip, "", str(first), str(first + 2), str(first + FRAMES - 1), "", "4", emotion])
+    with open(root / "CASME2-coding-test.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def casme2_root(tmp_path_factory) -> Path:
+    return make_casme2_tree(tmp_path_factory.mktemp("casme2"))
+
+
+def _args(root: Path, run: Path, cache: Path, *extra: str) -> list[str]:
+    return ["evaluate", "--protocol", "holdout", "--holdout-fraction", "0.25", "--model", "ststnet",
+            "--data", f"casme2:{root}", "--epochs", "2", "--batch-size", "8", "--lr", "1e-3",
+            "--train-option", "flow_method=dis", "--train-option", f"flow_cache={cache}",
+            "--train-option", "crop_size=32", "--out", str(run), "--seed", "0", "--device", "cpu", "-q", *extra]
+
+
+def test_evaluate_holdout_end_to_end_then_report(casme2_root, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(cli, _args(casme2_root, run, tmp_path / "flow"), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for name in ("predictions.csv", "megc_log.txt", "summary.json", "confusion.png", "config.json", "folds.json",
+                 "training.json", "folds/holdout/predictions.csv", "folds/holdout/fold.json"):
+        assert (run / name).is_file(), name
+    summary = json.loads((run / "summary.json").read_text())
+    config = summary["config"]
+    # a stated fraction of subjects held out: round(0.25 * 8) = 2 subjects, 3 clips each
+    folds = json.loads((run / "folds.json").read_text())
+    assert len(folds) == 1 and len(folds[0]["test_subjects"]) == 2 and len(folds[0]["train_subjects"]) == 6
+    assert summary["n"] == 6 and summary["complete"] is True and summary["num_folds"] == 1
+    assert config["evaluation"]["protocol"] == "holdout" and config["seeds"]["seed"] == 0
+    assert config["versions"]["miex"] and config["train_config"]["epochs"] == 2
+    assert summary["training"]["holdout"]["selection"] == {"method": "fixed epochs"}
+    rows = read_predictions(run / "predictions.csv")
+    tested = {(r.dataset, r.subject) for r in rows}
+    assert tested == {tuple(k) for k in folds[0]["test_subjects"]}
+    assert [r.fold for r in rows] == ["holdout"] * 6 and all(r.sample_id.startswith("casme2/") for r in rows)
+    log_lines = (run / "megc_log.txt").read_text().splitlines()
+    assert log_lines[0].startswith("casme2 sub") and len(log_lines) == 2 + 6
+
+    # report re-computes the same numbers from predictions.csv alone
+    first_scores = summary["scores"]
+    log_text = (run / "megc_log.txt").read_text()
+    (run / "summary.json").unlink()
+    (run / "megc_log.txt").unlink()
+    result = runner.invoke(cli, ["report", str(run)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    again = json.loads((run / "summary.json").read_text())
+    assert again["scores"] == first_scores and again["uf1"] == summary["uf1"] and again["uar"] == summary["uar"]
+    assert (run / "megc_log.txt").read_text() == log_text
+    assert "UF1" in result.output
+
+    # scoring a bare MEGC log writes nothing and prints the same UF1
+    result = runner.invoke(cli, ["report", str(run / "megc_log.txt")], catch_exceptions=False)
+    assert result.exit_code == 0 and f"{summary['uf1']:.4f}" in result.output
+
+    # a finished run is not overwritten; --resume finds the completed fold and re-scores
+    result = runner.invoke(cli, _args(casme2_root, run, tmp_path / "flow"))
+    assert result.exit_code == 1 and "--resume" in result.output
+    before = (run / "folds/holdout/predictions.csv").stat().st_mtime_ns
+    result = runner.invoke(cli, _args(casme2_root, run, tmp_path / "flow", "--resume"), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (run / "folds/holdout/predictions.csv").stat().st_mtime_ns == before
+    # resuming with different content options is refused
+    changed = _args(casme2_root, run, tmp_path / "flow", "--resume")
+    changed[changed.index("--epochs") + 1] = "3"
+    result = runner.invoke(cli, changed)
+    assert result.exit_code == 1 and "different options" in result.output
