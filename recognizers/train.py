@@ -208,7 +208,7 @@ def _loader(dataset: RecognizerDataset, sampler: EpochBatchSampler, config: Trai
                       persistent_workers=False, prefetch_factor=2 if workers else None)
 
 
-def _crop_size(config: TrainConfig, spec: InputSpec) -> int:
+def crop_size_for(config: TrainConfig, spec: InputSpec) -> int:
     if config.crop_size is not None:
         return config.crop_size
     return max(128, spec.size) if spec.kind == "frames" else 128
@@ -466,7 +466,7 @@ def predict(checkpoint_or_model: str | Path | RecognizerModel, data: SampleSourc
     if isinstance(checkpoint_or_model, (str, Path)):
         core, ckpt = load_model(checkpoint_or_model, device=dev)
         if options is None:
-            options = TrainConfig.from_dict(_known(ckpt["config"])).data_options()
+            options = TrainConfig.from_dict(known_config_fields(ckpt["config"])).data_options()
     else:
         core = checkpoint_or_model.to(dev)
     options = options or DataOptions()
@@ -483,7 +483,7 @@ def predict(checkpoint_or_model: str | Path | RecognizerModel, data: SampleSourc
     return rows
 
 
-def _known(values: dict[str, Any]) -> dict[str, Any]:
+def known_config_fields(values: dict[str, Any]) -> dict[str, Any]:
     names = TrainConfig.field_names()
     return {k: v for k, v in values.items() if k in names}
 

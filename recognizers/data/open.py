@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 
 from miex_gen.errors import ConfigError, DataError, DependencyError
@@ -38,5 +39,12 @@ def open_data(kind: str, path: str | Path | None = None, *, crop_size: int = 128
     except ImportError as exc:
         raise DependencyError("miex_gen.datasets is not available", hint="install the full miex package") from exc
     loader = getattr(datasets, CLIP_LOADERS[kind])
-    records = list(loader(path))
+    records: list = []
+    if "cropped" in inspect.signature(loader).parameters:
+        try:  # the release's own face crops where it has them (FRL_DGT.md §3.1)
+            records = list(loader(path, cropped=True))
+        except DataError:
+            records = []
+    if not records:
+        records = list(loader(path))
     return ClipSource(records, name=f"{kind}:{path.name}", crop_size=crop_size, face_box=face_box)

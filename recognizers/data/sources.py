@@ -8,15 +8,18 @@ Splits and folds are ``source.subset(indices)``; several sources join with :clas
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import logging
+
 import numpy as np
 
 from miex_gen.errors import DataError, DependencyError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -184,16 +187,7 @@ class ShardSource(SampleSource):
 
 # ------------------------------------------------------------------------------------ real clips
 
-_FRAME_NUMBER = re.compile(r"(\d+)(?!.*\d)")
 FaceBoxFn = Callable[[np.ndarray], tuple[int, int, int, int]]
-
-
-def frame_number(path: Path) -> int:
-    """The frame number of a file such as ``img46.jpg``, ``reg_img46.jpg``, ``006_05562.jpg``."""
-    match = _FRAME_NUMBER.search(path.stem)
-    if match is None:
-        raise DataError(f"no frame number in file name {path.name!r}", path=path)
-    return int(match.group(1))
 
 
 def is_cropped_release(paths: Sequence[Path]) -> bool:
@@ -245,40 +239,36 @@ class ClipSource(SampleSource):
         self._crop = crop
         self.frames: list[tuple[Path, ...]] = []
         self.meta = []
+        self.skipped: list[str] = []  # clips left out, with the reason
         for record in records:
             if record.label is None or int(record.label) < 0:
                 continue
             paths = tuple(Path(p) for p in record.frames)
-            self.meta.append(self._meta(record, paths))
+            try:
+                self.meta.append(self._meta(record, paths))
+            except DataError as exc:
+                self.skipped.append(str(exc))
+                continue
             self.frames.append(paths)
+        if self.skipped:
+            log.warning("%s: left out %d clip(s) (first: %s)", name, len(self.skipped), self.skipped[0])
         if not self.meta:
             raise DataError(f"no labelled clips in {name}", hint="check the dataset root and its annotation file")
         self._boxes: dict[int, tuple[int, int, int, int]] = {}
 
     @staticmethod
     def _meta(record: Any, paths: tuple[Path, ...]) -> SampleMeta:
+        """``ClipRecord`` onset/apex/offset are positions in ``frames`` (0-based), as ``miex_gen.datasets`` defines."""
         where = f"{record.dataset}/{record.subject}/{record.clip}"
         if len(paths) < 2:
             raise DataError(f"clip {where} has {len(paths)} frame(s); onset and apex need at least 2",
                             path=paths[0] if paths else None)
-        numbers = [frame_number(p) for p in paths]
-        position = {n: k for k, n in enumerate(numbers)}
-
-        def pos(frame: Any, what: str, default: int) -> int:
-            if frame is None or int(frame) < 0:
-                return default
-            if int(frame) not in position:
-                raise DataError(f"clip {where}: {what} frame {frame} is not among its files "
-                                f"({numbers[0]}…{numbers[-1]})", path=paths[0].parent,
-                                hint="check the annotation row against the frame folder")
-            return position[int(frame)]
-
-        onset = pos(record.onset, "onset", 0)
-        last = pos(getattr(record, "offset", None), "offset", len(paths) - 1)
-        apex = pos(record.apex, "apex", onset + (last - onset) // 2)
-        if not onset < apex <= last:
-            raise DataError(f"clip {where}: need onset < apex <= offset, got frames "
-                            f"{numbers[onset]}, {numbers[apex]}, {numbers[last]}", path=paths[0].parent)
+        last = len(paths) - 1 if record.offset is None else min(int(record.offset), len(paths) - 1)
+        onset = int(record.onset)
+        apex = onset + (last - onset) // 2 if record.apex is None else int(record.apex)
+        if not 0 <= onset < apex <= last:
+            raise DataError(f"clip {where}: need onset < apex <= offset, got positions {onset}, {apex}, {last}",
+                            path=paths[0].parent, hint="check the annotation row against the frame folder")
         return SampleMeta(sample_id=where, dataset=str(record.dataset), subject=str(record.subject),
                           clip=str(record.clip), label=int(record.label), onset=onset, apex=apex, last=last,
                           identity=f"{record.dataset}/{record.subject}", source_kind="real")
