@@ -178,10 +178,7 @@ def open_real_data(specs: Sequence[str], train_config: Any) -> Any:
     """One sample source over every ``--data`` spec, with unique sample ids."""
     from .data import ConcatSource, open_data
     from .models import create_model
-    try:
-        from .train import crop_size_for
-    except ImportError:  # TODO(evaluate): drop once the trainer's public name is merged
-        from .train import _crop_size as crop_size_for
+    from .train import crop_size_for
 
     spec = create_model(train_config.model, num_classes=train_config.num_classes,
                         **train_config.model_options).input_spec
