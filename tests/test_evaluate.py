@@ -119,3 +119,44 @@ def test_evaluate_holdout_end_to_end_then_report(casme2_root, tmp_path):
     changed[changed.index("--epochs") + 1] = "3"
     result = runner.invoke(cli, changed)
     assert result.exit_code == 1 and "different options" in result.output
+
+
+def test_pretrain_applies_leakage_guard_per_fold_then_finetunes(casme2_root, tmp_path, monkeypatch):
+    """--pretrain: the guard drops the synthetic samples of the fold's test subjects before pre-training.
+
+    The synthetic set here is a second clip tree read through the same SampleSource interface the
+    shard reader implements (provenance = dataset/subject of the clip), so the count is exact.
+    """
+    import recognizers.data as data_module
+    from miex_gen.datasets import load_casme2
+    from recognizers.data import ClipSource
+
+    synthetic_root = make_casme2_tree(tmp_path / "synthetic", seed=1)
+    real_open = data_module.open_data
+
+    def open_data(kind, path=None, **kwargs):
+        if path is None and str(kind).startswith("shards:"):
+            return ClipSource(load_casme2(synthetic_root), name="synthetic", crop_size=32)
+        return real_open(kind, path, **kwargs)
+
+    monkeypatch.setattr(data_module, "open_data", open_data)
+    run = tmp_path / "run"
+    args = _args(casme2_root, run, tmp_path / "flow", "--pretrain", f"shards:{synthetic_root}",
+                 "--pretrain-epochs", "1", "--val-fraction", "0.2")
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    fold_info = json.loads((run / "folds/holdout/fold.json").read_text())
+    assert fold_info["synthetic_removed_by_leakage_guard"] == 6  # 2 test subjects x 3 clips
+    (pretrain_dir,) = list((run / "pretrain").iterdir())
+    pre = json.loads((pretrain_dir / "config.json").read_text())
+    assert pre["train_data"]["samples"] == 24 - 6 and pre["config"]["epochs"] == 1
+    fine = json.loads((run / "folds/holdout/train/config.json").read_text())
+    assert fine["init"] == str(pretrain_dir / "model.pt")
+    # model selection on an inner split of training subjects, never the test subjects
+    selection = fold_info["selection"]
+    test_subjects = {tuple(k) for k in fold_info["test_subjects"]}
+    assert selection["method"] == "inner subject split" and 1 <= selection["epochs"] <= 2
+    assert not {tuple(k) for k in selection["val_subjects"]} & test_subjects
+    assert fine["config"]["epochs"] == selection["epochs"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["leakage_guard_removed"] == {"holdout": 6} and summary["n"] == 6
