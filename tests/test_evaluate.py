@@ -160,3 +160,27 @@ def test_pretrain_applies_leakage_guard_per_fold_then_finetunes(casme2_root, tmp
     assert fine["config"]["epochs"] == selection["epochs"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["leakage_guard_removed"] == {"holdout": 6} and summary["n"] == 6
+
+
+def test_torchrun_gathers_predictions_without_padding_duplicates(tmp_path):
+    """2 gloo ranks, 9 test samples: DistributedSampler pads to 10; the run still scores 9 unique samples."""
+    import os
+    import subprocess
+    import sys
+
+    root = make_casme2_tree(tmp_path / "casme2", subjects=7)
+    run = tmp_path / "run"
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    args = _args(root, run, tmp_path / "flow")
+    args[args.index("--holdout-fraction") + 1] = "0.4"  # round(0.4 * 7) = 3 subjects = 9 clips
+    args[args.index("--epochs") + 1] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "cli.main", *args]
+    done = subprocess.run(cmd, env=env, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = read_predictions(run / "predictions.csv")
+    assert len(rows) == 9 and len({r.sample_id for r in rows}) == 9
+    folds = json.loads((run / "folds.json").read_text())
+    assert {(r.dataset, r.subject) for r in rows} == {tuple(k) for k in folds[0]["test_subjects"]}
+    assert json.loads((run / "summary.json").read_text())["n"] == 9
