@@ -24,6 +24,7 @@ from typing import Any
 from miex_gen.atomic import atomic_path, atomic_write_json, atomic_write_text
 from miex_gen.aus import CLASS_NAMES
 from miex_gen.errors import DataError, FormatError
+from miex_gen.versions import environment_info
 
 from .metrics import DEFAULT_LABELS, Scores, scores_by_dataset
 
@@ -259,6 +260,8 @@ def summary_dict(rows: Sequence[PredictionRow], *, config: Mapping[str, Any] | N
         "complete": not missing if expected else None,
         "missing_folds": missing,
         "leakage_guard_removed": guard or None,
+        "seeds": (config or {}).get("seeds"),
+        "versions": (config or {}).get("versions") or environment_info(),
         "config": dict(config) if config is not None else None,
         "training": dict(training) if training is not None else None,
     }
