@@ -32,7 +32,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,11 @@ class EvaluationConfig:
         return asdict(self)
 
     def content_dict(self) -> dict[str, Any]:
+        from .config import EXECUTION_FIELDS as TRAIN_EXECUTION
+
         values = {k: v for k, v in self.to_dict().items() if k not in _EXECUTION_FIELDS}
+        for table in ("train", "pretrain_train"):  # e.g. flow_cache, eval_batch_size may change on resume
+            values[table] = {k: v for k, v in values[table].items() if k not in TRAIN_EXECUTION}
         values["data"] = [_absolute_spec(d) for d in self.data]
         values["pretrain"] = _absolute_spec(self.pretrain) if self.pretrain else None
         return values
@@ -475,6 +479,8 @@ def evaluate(config: EvaluationConfig, out_dir: str | Path, *, resume: bool = Fa
     if skipped:
         log.info("resume: %d fold(s) already complete", len(skipped))
     jobs, devices = _jobs(config, world)
+    if jobs > 1 and config.progress:  # progress bars of parallel workers would interleave
+        config = replace(config, progress=False)
 
     # pre-training on guarded synthetic data: one model per distinct kept set
     inits: dict[str, Path | None] = {f.name: None for f in todo}

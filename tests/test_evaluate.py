@@ -114,6 +114,12 @@ def test_evaluate_holdout_end_to_end_then_report(casme2_root, tmp_path):
     result = runner.invoke(cli, _args(casme2_root, run, tmp_path / "flow", "--resume"), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert (run / "folds/holdout/predictions.csv").stat().st_mtime_ns == before
+    # a crash after training but before the fold's predictions were written: --resume re-predicts
+    (run / "folds/holdout/predictions.csv").unlink()
+    (run / "summary.json").unlink()
+    result = runner.invoke(cli, _args(casme2_root, run, tmp_path / "flow", "--resume"), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "summary.json").read_text())["scores"] == first_scores
     # resuming with different content options is refused
     changed = _args(casme2_root, run, tmp_path / "flow", "--resume")
     changed[changed.index("--epochs") + 1] = "3"
