@@ -67,11 +67,12 @@ def build_mie_pool(clips: Sequence[ClipRecord], au_dir: Path | str, *, subjects:
             continue
         try:
             table = read_clip_table(au_dir, clip, format=format)
-            onset.append(table.vector(clip.onset))
-            apex.append(table.vector(clip.apex))
+            pair = table.vector(clip.onset), table.vector(clip.apex)
         except DataError as exc:
             skipped.append(Skip(where, exc.message))
             continue
+        onset.append(pair[0])
+        apex.append(pair[1])
         rows.append(clip)
     report_skips("mie", skipped, strict)
     attrs = {"source": "mie", "seed": seed, "au_dir": str(au_dir), "format": format, "miex_version": __version__,

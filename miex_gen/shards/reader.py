@@ -1,0 +1,372 @@
+"""Read shards lazily, per process, so readers pickle into DataLoader workers (fork and spawn).
+
+A reader opens its HDF5 files on first use in each process and remembers the process id: a
+forked worker never reuses its parent's handle. Per-sample scalar and string fields (the "table")
+are read once per shard and process and kept in memory, so a sample read touches only ``frames``
+and ``aus``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import FormatError
+from ..seeding import numpy_rng
+from . import schema
+
+# chunk cache per open dataset: a few chunks of aus / frames
+_RDCC_NBYTES = 4 * 1024 * 1024
+
+
+def _decode_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OS":
+        return tuple(v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_attrs(h5: Any) -> dict[str, Any]:
+    """Root attributes of an open shard as Python values (``versions`` parsed from JSON)."""
+    attrs = {key: _decode_attr(value) for key, value in h5.attrs.items()}
+    if isinstance(attrs.get("versions"), str):
+        try:
+            attrs["versions"] = json.loads(attrs["versions"])
+        except json.JSONDecodeError:
+            pass
+    return attrs
+
+
+def _decode_strings(raw: np.ndarray) -> np.ndarray:
+    """Fixed-length UTF-8 bytes -> numpy unicode array."""
+    if raw.size == 0:
+        return np.array([], dtype="U1")
+    return np.char.decode(raw.astype(np.bytes_), "utf-8")
+
+
+def _runs(sorted_unique: np.ndarray) -> list[tuple[int, int, int]]:
+    """(position in batch, first index, length) of each run of consecutive indices."""
+    if len(sorted_unique) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(sorted_unique) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(sorted_unique)]])
+    return [(int(a), int(sorted_unique[a]), int(b - a)) for a, b in zip(starts, stops)]
+
+
+class ShardReader:
+    """One shard file: ``len``, ``r[i]``, ``read_batch(indices)``, ``table()``, ``attrs``."""
+
+    def __init__(self, path: str | Path):
+        import h5py
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FormatError(f"shard not found: {self.path}", path=self.path,
+                              hint="give a dataset directory or one shard-NNNNN.h5 file")
+        try:
+            with h5py.File(self.path, "r") as f:
+                self.attrs = read_attrs(f)
+                missing = [name for name in schema.ALL_FIELDS if name not in f]
+                if self.attrs.get("format_name") != schema.FORMAT_NAME:
+                    raise FormatError(f"{self.path} is not a miex shard (format_name="
+                                      f"{self.attrs.get('format_name')!r})", path=self.path,
+                                      hint="miex shards are written by miex generate")
+                version = int(self.attrs.get("format_version", -1))
+                if version > schema.FORMAT_VERSION:
+                    raise FormatError(f"{self.path} uses format version {version}; this miex reads up to "
+                                      f"{schema.FORMAT_VERSION}", path=self.path, hint="upgrade miex")
+                if missing:
+                    raise FormatError(f"{self.path} lacks dataset(s) {', '.join(missing)}", path=self.path,
+                                      hint="run miex data validate for details")
+                self._len = int(f["label"].shape[0])
+                self.frame_shape = tuple(int(s) for s in f["frames"].shape[1:])
+        except OSError as exc:
+            raise FormatError(f"{self.path} cannot be opened as HDF5 ({exc})", path=self.path,
+                              hint="the file is truncated or not a shard; run miex data validate") from exc
+        self.class_names: tuple[str, ...] = tuple(self.attrs.get("class_names", ()))
+        self._file: Any = None
+        self._pid: int | None = None
+        self._table: dict[str, np.ndarray] | None = None
+
+    # ----------------------------------------------------------------- per-process handle
+    def _h5(self) -> Any:
+        import h5py
+
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r", rdcc_nbytes=_RDCC_NBYTES)
+            self._pid = os.getpid()
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file, self._pid = None, None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_file=None, _pid=None, _table=None)
+        return state
+
+    def __len__(self) -> int:
+        return self._len
+
+    @property
+    def num_frames(self) -> int:
+        return self.frame_shape[0]
+
+    # --------------------------------------------------------------------------- reading
+    def table(self) -> dict[str, np.ndarray]:
+        """All per-sample fields except frames/aus, decoded, cached per process."""
+        if self._table is None:
+            f = self._h5()
+            table: dict[str, np.ndarray] = {}
+            for name in schema.SCALAR_FIELDS:
+                table[name] = f[name][:]
+            for name in schema.STRING_FIELDS:
+                table[name] = _decode_strings(f[name][:])
+            table["render_meta"] = np.array(f["render_meta"].asstr()[:], dtype=object)
+            self._table = table
+        return self._table
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        i = self._check_index(index)
+        f = self._h5()
+        sample: dict[str, Any] = {"frames": f["frames"][i], "aus": f["aus"][i]}
+        table = self.table()
+        for name in schema.SCALAR_FIELDS:
+            sample[name] = table[name][i].item()
+        for name in schema.STRING_FIELDS:
+            sample[name] = str(table[name][i])
+        sample["render_meta"] = json.loads(table["render_meta"][i])
+        return sample
+
+    def read_batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
+        """Samples ``indices`` stacked, in the order asked; one HDF5 read per run of consecutive indices."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        for i in idx:
+            self._check_index(int(i))
+        unique, inverse = np.unique(idx, return_inverse=True)
+        frames = np.empty((len(unique),) + self.frame_shape, dtype=np.uint8)
+        aus = np.empty((len(unique), self.num_frames, 17), dtype=np.float32)
+        f = self._h5()
+        fd, ad = f["frames"], f["aus"]
+        for pos, first, length in _runs(unique):
+            frames[pos:pos + length] = fd[first:first + length]
+            aus[pos:pos + length] = ad[first:first + length]
+        if not np.array_equal(inverse, np.arange(len(idx))):
+            frames, aus = frames[inverse], aus[inverse]
+        table = self.table()
+        batch: dict[str, Any] = {"frames": frames, "aus": aus}
+        for name in schema.SCALAR_FIELDS + schema.STRING_FIELDS:
+            batch[name] = table[name][idx]
+        batch["render_meta"] = [json.loads(text) for text in table["render_meta"][idx]]
+        return batch
+
+    def _check_index(self, index: int) -> int:
+        i = int(index)
+        if i < 0:
+            i += self._len
+        if not 0 <= i < self._len:
+            raise IndexError(f"sample {index} out of range for {self.path.name} ({self._len} samples)")
+        return i
+
+
+class DatasetReader:
+    """All complete shards of a dataset directory (or one shard file) as one indexable dataset.
+
+    ``len(r)``, ``r[i]`` (one sample dict), ``r[[i, j, ...]]`` / ``r.read_batch(indices)`` (stacked),
+    ``r.table()``, ``r.attrs``, ``r.batch_sampler(...)``. Picklable; files open lazily per process.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if self.path.is_dir():
+            files = schema.list_shards(self.path)
+            if not files:
+                raise FormatError(f"{self.path} holds no shard files (shard-NNNNN.h5)", path=self.path,
+                                  hint="give the output directory of miex generate")
+        elif self.path.is_file():
+            files = [self.path]
+        else:
+            raise FormatError(f"{self.path} does not exist", path=self.path,
+                              hint="give a dataset directory or one shard file")
+        self.shards = [ShardReader(p) for p in files]
+        first = self.shards[0]
+        for shard in self.shards[1:]:
+            if shard.frame_shape != first.frame_shape or shard.class_names != first.class_names:
+                raise FormatError(f"{shard.path.name} does not match {first.path.name}: frames "
+                                  f"{shard.frame_shape} vs {first.frame_shape}, classes {shard.class_names} vs "
+                                  f"{first.class_names}", path=self.path,
+                                  hint="keep shards of one dataset (one config) in one directory")
+        self.attrs: dict[str, Any] = first.attrs
+        self.class_names = first.class_names
+        self.frame_shape = first.frame_shape
+        self.lengths = np.array([len(s) for s in self.shards], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def num_frames(self) -> int:
+        return self.frame_shape[0]
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(shard number, index inside that shard) of global sample ``index``."""
+        i = int(index)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"sample {index} out of range ({len(self)} samples)")
+        k = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        return k, i - int(self.offsets[k])
+
+    def __getitem__(self, index: int | Sequence[int] | np.ndarray) -> dict[str, Any]:
+        if isinstance(index, (int, np.integer)):
+            k, local = self.locate(int(index))
+            return self.shards[k][local]
+        return self.read_batch(index)
+
+    def read_batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
+        """Samples stacked in the order asked; reads grouped per shard (see ShardReader.read_batch)."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        idx = np.where(idx < 0, idx + len(self), idx)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"batch indices out of range ({len(self)} samples)")
+        if len(idx) == 0:
+            return self.shards[0].read_batch([])
+        shard_of = np.searchsorted(self.offsets, idx, side="right") - 1
+        ks = np.unique(shard_of)
+        if len(ks) == 1:
+            return self.shards[int(ks[0])].read_batch(idx - self.offsets[ks[0]])
+        parts, positions = [], []
+        for k in ks:
+            where = np.flatnonzero(shard_of == k)
+            parts.append(self.shards[int(k)].read_batch(idx[where] - self.offsets[k]))
+            positions.append(where)
+        order = np.argsort(np.concatenate(positions), kind="stable")
+        batch: dict[str, Any] = {}
+        for name in schema.ALL_FIELDS:
+            if name == "render_meta":
+                merged = [m for part in parts for m in part[name]]
+                batch[name] = [merged[i] for i in order]
+            else:
+                batch[name] = np.concatenate([part[name] for part in parts])[order]
+        return batch
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """DataLoader hook (auto-collation): one batched read, returned as per-sample dicts."""
+        batch = self.read_batch(indices)
+        out = []
+        for j in range(len(batch["label"])):
+            sample = {name: batch[name][j] for name in schema.ALL_FIELDS}
+            for name in schema.SCALAR_FIELDS:
+                sample[name] = sample[name].item()
+            for name in schema.STRING_FIELDS:
+                sample[name] = str(sample[name])
+            out.append(sample)
+        return out
+
+    def table(self) -> dict[str, np.ndarray]:
+        """Per-sample fields except frames/aus for the whole dataset, plus ``shard`` (shard number)."""
+        tables = [s.table() for s in self.shards]
+        out = {name: np.concatenate([t[name] for t in tables]) for name in schema.TABLE_FIELDS}
+        out["shard"] = np.repeat(np.arange(len(self.shards), dtype=np.int32), self.lengths)
+        return out
+
+    def batch_sampler(self, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False,
+                      *, rank: int = 0, world_size: int = 1) -> "ShardBatchSampler":
+        """Index batches that stay within one shard where possible (see ShardBatchSampler)."""
+        return ShardBatchSampler(self.lengths, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                                 rank=rank, world_size=world_size)
+
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.close()
+
+
+class ShardBatchSampler:
+    """Batches of global indices for ``DataLoader(batch_sampler=...)`` or ``sampler=..., batch_size=None``.
+
+    Each epoch shuffles the shard order and the samples inside each shard, cuts the concatenation
+    into batches (so a batch spans at most two shards) and shuffles the batch order. The stream
+    depends only on ``seed`` and the epoch (``set_epoch``; each iteration advances it). With
+    ``world_size > 1`` rank r takes every world_size-th batch (equal counts on all ranks).
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, *, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+        self.batch_size, self.shuffle, self.seed, self.drop_last = int(batch_size), shuffle, int(seed), drop_last
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _all_batches(self, epoch: int) -> list[np.ndarray]:
+        rng = numpy_rng(self.seed, "batch_sampler", epoch)
+        shard_order = rng.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
+        pieces = []
+        for k in shard_order:
+            local = rng.permutation(self.lengths[k]) if self.shuffle else np.arange(self.lengths[k])
+            pieces.append(local + self.offsets[k])
+        flat = np.concatenate(pieces) if pieces else np.array([], dtype=np.int64)
+        batches = [flat[i:i + self.batch_size] for i in range(0, len(flat), self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.world_size > 1:
+            usable = len(batches) - len(batches) % self.world_size
+            batches = batches[self.rank:usable:self.world_size]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._all_batches(self.epoch)
+        self.epoch += 1
+        for batch in batches:
+            yield np.sort(batch).tolist()
+
+    def __len__(self) -> int:
+        total = int(self.lengths.sum())
+        n = total // self.batch_size if self.drop_last else -(-total // self.batch_size)
+        return n // self.world_size if self.world_size > 1 else n
+
+
+def collate(data: Any) -> dict[str, Any]:
+    """DataLoader ``collate_fn`` for shard samples: tensors for arrays/numbers, lists for text/meta.
+
+    Accepts a list of sample dicts (per-sample loading) or one batch dict (``r[list]``).
+    """
+    import torch
+
+    if isinstance(data, dict):
+        batch = data
+    else:
+        batch = {name: [sample[name] for sample in data] for name in data[0]}
+        for name in ("frames", "aus"):
+            batch[name] = np.stack(batch[name])
+    out: dict[str, Any] = {}
+    for name, values in batch.items():
+        if name in ("frames", "aus"):
+            out[name] = torch.as_tensor(np.asarray(values))
+        elif name in schema.SCALAR_DTYPES:
+            out[name] = torch.as_tensor(np.asarray(values, dtype=schema.SCALAR_DTYPES[name]))
+        else:
+            out[name] = [str(v) for v in values] if name != "render_meta" else list(values)
+    return out
