@@ -127,45 +127,67 @@ def test_evaluate_holdout_end_to_end_then_report(casme2_root, tmp_path):
     assert result.exit_code == 1 and "different options" in result.output
 
 
-def test_pretrain_applies_leakage_guard_per_fold_then_finetunes(casme2_root, tmp_path, monkeypatch):
-    """--pretrain: the guard drops the synthetic samples of the fold's test subjects before pre-training.
+def make_shards(directory: Path, *, n: int = 36, size: int = 32, seed: int = 0) -> list[tuple[str, str]]:
+    """A merged miex shard dataset whose AU provenance mixes the fixture's CASME II subjects (z^MiE),
+    another dataset (z^MaE) and the FACS rules (z^exp, no subject). Returns each sample's (dataset, subject)."""
+    from miex_gen.shards import ShardWriter, merge_dataset, shard_name
 
-    The synthetic set here is a second clip tree read through the same SampleSource interface the
-    shard reader implements (provenance = dataset/subject of the clip), so the count is exact.
-    """
-    import recognizers.data as data_module
-    from miex_gen.datasets import load_casme2
-    from recognizers.data import ClipSource
+    rng = np.random.default_rng(seed)
+    motion = [(0, -1), (1, 1), (-1, 0)]
+    provenance = []
+    for i in range(n):
+        kind = ("mie", "mie", "mae", "exp")[i % 4]
+        if kind == "mie":  # canonical and raw spellings of the fixture's subjects
+            number = 1 + (i // 4) % SUBJECTS
+            provenance.append((kind, "casme2", f"sub{number:02d}" if i % 8 else str(number)))
+        else:
+            provenance.append((kind, "ckplus" if kind == "mae" else "", "S005" if kind == "mae" else ""))
+    half = n // 2
+    for k, (lo, hi) in enumerate([(0, half), (half, n)]):
+        attrs = {"renderer": "test", "renderer_weights_sha256": "", "config": {"seed": seed}, "config_hash": "t",
+                 "shard_index": k, "num_shards": 2}
+        with ShardWriter(directory / shard_name(k), num_frames=3, height=size, width=size, attrs=attrs) as writer:
+            for i in range(lo, hi):
+                label = i % 3
+                frames = np.stack([np.repeat(_face(size, (motion[label][0] * 4 * t, motion[label][1] * 4 * t), rng)
+                                             [..., None], 3, axis=2) for t in (0, 1, 2)])
+                kind, dataset, subject = provenance[i]
+                writer.append(frames=frames, aus=np.zeros((3, 17), np.float32), label=label, apex_index=2,
+                              source_kind=kind, identity=f"id{i % 5}", dataset=dataset, subject=subject,
+                              clip=f"c{i}", onset_frame=-1, apex_frame=-1, sample_seed=i, sample_index=i)
+    merge_dataset(directory, expected_shards=2)
+    return [(d, s) for _, d, s in provenance]
 
-    synthetic_root = make_casme2_tree(tmp_path / "synthetic", seed=1)
-    real_open = data_module.open_data
 
-    def open_data(kind, path=None, **kwargs):
-        if path is None and str(kind).startswith("shards:"):
-            return ClipSource(load_casme2(synthetic_root), name="synthetic", crop_size=32)
-        return real_open(kind, path, **kwargs)
+def test_pretrain_applies_leakage_guard_per_fold_then_finetunes(casme2_root, tmp_path):
+    """--pretrain shards:DIR: the guard drops the synthetic samples of the fold's test subjects before
+    pre-training; the model is then fine-tuned per fold; selection uses training subjects only."""
+    from recognizers.protocols import canonical_subject_key
 
-    monkeypatch.setattr(data_module, "open_data", open_data)
+    shards = tmp_path / "shards"
+    provenance = make_shards(shards)
     run = tmp_path / "run"
-    args = _args(casme2_root, run, tmp_path / "flow", "--pretrain", f"shards:{synthetic_root}",
+    args = _args(casme2_root, run, tmp_path / "flow", "--pretrain", f"shards:{shards}",
                  "--pretrain-epochs", "1", "--val-fraction", "0.2")
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     fold_info = json.loads((run / "folds/holdout/fold.json").read_text())
-    assert fold_info["synthetic_removed_by_leakage_guard"] == 6  # 2 test subjects x 3 clips
+    test_subjects = {tuple(k) for k in fold_info["test_subjects"]}
+    expected = sum(canonical_subject_key(d, s) in test_subjects for d, s in provenance)
+    assert expected > 0 and fold_info["synthetic_removed_by_leakage_guard"] == expected
     (pretrain_dir,) = list((run / "pretrain").iterdir())
     pre = json.loads((pretrain_dir / "config.json").read_text())
-    assert pre["train_data"]["samples"] == 24 - 6 and pre["config"]["epochs"] == 1
+    assert pre["train_data"]["samples"] == len(provenance) - expected and pre["config"]["epochs"] == 1
     fine = json.loads((run / "folds/holdout/train/config.json").read_text())
     assert fine["init"] == str(pretrain_dir / "model.pt")
     # model selection on an inner split of training subjects, never the test subjects
     selection = fold_info["selection"]
-    test_subjects = {tuple(k) for k in fold_info["test_subjects"]}
     assert selection["method"] == "inner subject split" and 1 <= selection["epochs"] <= 2
     assert not {tuple(k) for k in selection["val_subjects"]} & test_subjects
     assert fine["config"]["epochs"] == selection["epochs"]
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["leakage_guard_removed"] == {"holdout": 6} and summary["n"] == 6
+    assert summary["leakage_guard_removed"] == {"holdout": expected} and summary["n"] == 6
+    assert f"removed {expected} synthetic samples" in " ".join(result.output.split())
 
 
 def test_torchrun_gathers_predictions_without_padding_duplicates(tmp_path):
