@@ -449,6 +449,7 @@ def evaluate(config: EvaluationConfig, out_dir: str | Path, *, resume: bool = Fa
     run_dir = Path(out_dir)
     world = _join_torchrun(config.device)
     _prepare_run_dir(run_dir, config, resume, world)
+    world.barrier()  # every rank has checked the directory before rank 0 writes into it
     train_cfg = config.train_config()
     pre_cfg = config.pretrain_config() if config.pretrain else None
     source = open_real_data(config.data, train_cfg)

@@ -212,3 +212,24 @@ def test_torchrun_gathers_predictions_without_padding_duplicates(tmp_path):
     folds = json.loads((run / "folds.json").read_text())
     assert {(r.dataset, r.subject) for r in rows} == {tuple(k) for k in folds[0]["test_subjects"]}
     assert json.loads((run / "summary.json").read_text())["n"] == 9
+
+
+def test_bad_options_fail_with_one_clear_line(casme2_root, tmp_path):
+    runner = CliRunner()
+    cases = [
+        (["--folds", "3"], "outside 0-0"),
+        (["--protocol", "kfold"], "unknown protocol"),
+        (["--model", "nonet"], "nonet"),
+        (["--train-option", "val_split=0.2"], "--val-fraction"),
+    ]
+    for i, (extra, message) in enumerate(cases):
+        args = _args(casme2_root, tmp_path / f"run{i}", tmp_path / "flow")
+        for flag, value in zip(extra[::2], extra[1::2]):
+            if flag in args and flag != "--train-option":
+                args[args.index(flag) + 1] = value
+            else:
+                args += [flag, value]
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 1, (extra, result.output)
+        assert message in result.output and result.output.startswith("error:"), (extra, result.output)
+        assert not (tmp_path / f"run{i}" / "config.json").exists()
