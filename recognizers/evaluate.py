@@ -264,13 +264,15 @@ def _rows_from_predict(rows: Sequence[Any], fold: str) -> list[PredictionRow]:
 
 
 def predict_fold(checkpoint: Path, test_source: Any, *, fold: str, device: str, num_workers: int = 0,
-                 batch_size: int = 64, world: _World = _World()) -> list[PredictionRow]:
+                 batch_size: int = 64, flow_cache: str | Path | None = None,
+                 world: _World = _World()) -> list[PredictionRow]:
     """Test predictions in ``test_source`` order. Under torchrun each rank predicts its
     ``DistributedSampler`` share (padded), and the gathered rows are de-duplicated by sample id."""
     from .train import predict
 
     if world.size <= 1:
-        rows = predict(checkpoint, test_source, device=device, batch_size=batch_size, num_workers=num_workers)
+        rows = predict(checkpoint, test_source, device=device, batch_size=batch_size, num_workers=num_workers,
+                       flow_cache=flow_cache)
         return _rows_from_predict(rows, fold)
     import torch.distributed
     from torch.utils.data import DistributedSampler
@@ -278,7 +280,7 @@ def predict_fold(checkpoint: Path, test_source: Any, *, fold: str, device: str, 
     sampler = DistributedSampler(range(len(test_source)), num_replicas=world.size, rank=world.rank, shuffle=False)
     mine = list(iter(sampler))
     rows = predict(checkpoint, test_source.subset(mine), device=_predict_device(device, world),
-                   batch_size=batch_size, num_workers=num_workers)
+                   batch_size=batch_size, num_workers=num_workers, flow_cache=flow_cache)
     gathered: list[Any] = [None] * world.size
     torch.distributed.all_gather_object(gathered, _rows_from_predict(rows, fold))
     unique = {r.sample_id: r for r in dedupe_predictions([r for part in gathered for r in part])}
@@ -299,8 +301,8 @@ def _epochs_by_validation(history: Sequence[dict[str, Any]]) -> tuple[int, float
     return best_epoch, best
 
 
-def _fit(config: Any, data: Any, out_dir: Path, *, init: Path | None = None, val: Any = None,
-         world: _World = _World()) -> Any:
+def _fit(config: Any, data: Any, out_dir: Path, *, init: Path | None = None, val: Any = None) -> Any:
+    """The trainer, always resumable: a fresh directory starts at epoch 0, a half-trained one continues."""
     from .train import fit
 
     return fit(config, data, val_data=val, out_dir=out_dir, init=init, resume=True)
@@ -349,16 +351,17 @@ def run_fold(job: _FoldJob, world: _World = _World()) -> dict[str, Any]:
             fit_idx = [i for i in train_idx if keys[i] in fit_subj]
             val_idx = [i for i in train_idx if keys[i] in val_subj]
             sel = _fit(train_cfg, job.source.subset(fit_idx), directory / "select", init=job.init,
-                       val=job.source.subset(val_idx), world=world)
+                       val=job.source.subset(val_idx))
             epochs, best = _epochs_by_validation(sel.history)
             selection = {"method": "inner subject split", "val_subjects": [list(k) for k in sorted(val_subj)],
                          "fit_samples": len(fit_idx), "val_samples": len(val_idx), "epochs": epochs, "val_uf1": best}
             train_cfg = train_cfg.replace(epochs=epochs)
-        result = _fit(train_cfg, train_src, directory / "train", init=job.init, world=world)
+        result = _fit(train_cfg, train_src, directory / "train", init=job.init)
         checkpoint = result.checkpoint
     assert checkpoint is not None
     rows = predict_fold(checkpoint, test_src, fold=fold.name, device=job.device, num_workers=cfg.num_workers,
-                        batch_size=train_cfg.eval_batch_size or max(train_cfg.batch_size, 64), world=world)
+                        batch_size=train_cfg.eval_batch_size or max(train_cfg.batch_size, 64),
+                        flow_cache=train_cfg.flow_cache, world=world)
     info = {
         "fold": fold.name, "index": fold.index, "train_samples": len(train_idx), "test_samples": len(test_idx),
         "test_subjects": [list(k) for k in sorted(fold.test_subjects)],
@@ -382,7 +385,7 @@ def _pretrain_one(key: str, run_dir: Path, config: EvaluationConfig, shard_sourc
     if final.is_file():
         return final
     pre_cfg = config.pretrain_config().replace(device=device, progress=config.progress and world.is_main)
-    result = _fit(pre_cfg, shard_source.subset(keep.tolist()), out, world=world)
+    result = _fit(pre_cfg, shard_source.subset(keep.tolist()), out)
     return Path(result.checkpoint)
 
 
