@@ -17,6 +17,7 @@ authority at train time; pools built per fold are a convenience, not a guarantee
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+@lru_cache(maxsize=65536)  # a synthetic set has millions of rows but only a few hundred distinct subjects
 def canonical_subject_key(dataset: Any, subject: Any) -> SubjectKey:
     """``(dataset, subject)`` with the composite datasets' ids canonical (``samm, 6`` -> ``samm, 006``).
 
