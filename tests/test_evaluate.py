@@ -175,6 +175,12 @@ def test_pretrain_applies_leakage_guard_per_fold_then_finetunes(casme2_root, tmp
     test_subjects = {tuple(k) for k in fold_info["test_subjects"]}
     expected = sum(canonical_subject_key(d, s) in test_subjects for d, s in provenance)
     assert expected > 0 and fold_info["synthetic_removed_by_leakage_guard"] == expected
+    # the guard reads the shard reader's provenance table directly, too
+    from miex_gen.shards import DatasetReader
+    from recognizers.protocols import filter_synthetic
+
+    keep, removed = filter_synthetic(DatasetReader(shards), test_subjects)
+    assert removed == expected and len(keep) == len(provenance) - expected
     (pretrain_dir,) = list((run / "pretrain").iterdir())
     pre = json.loads((pretrain_dir / "config.json").read_text())
     assert pre["train_data"]["samples"] == len(provenance) - expected and pre["config"]["epochs"] == 1
