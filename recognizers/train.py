@@ -92,7 +92,8 @@ def _scores(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> dict[str, 
     try:  # the evaluation issue's MEGC metrics, when present
         from . import metrics as megc  # type: ignore[attr-defined]
 
-        return {"uf1": float(megc.uf1(truth, pred)), "uar": float(megc.uar(truth, pred)),
+        return {"uf1": float(megc.uf1(truth, pred, num_classes=num_classes)),
+                "uar": float(megc.uar(truth, pred, num_classes=num_classes)),
                 "acc": float(np.mean(np.asarray(truth) == np.asarray(pred)))}
     except (ImportError, AttributeError, TypeError):
         return pooled_scores(truth, pred, num_classes)
@@ -335,7 +336,7 @@ def _fit(config: TrainConfig, train_data: SampleSource, val_data: SampleSource |
 
 def _describe(row: dict[str, Any]) -> str:
     parts = [f"epoch {row['epoch']}"]
-    parts += [f"{k} {v:.4f}" for k, v in row.items() if k != "epoch" and isinstance(v, float)]
+    parts += [f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)]
     return "  ".join(parts)
 
 

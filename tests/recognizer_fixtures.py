@@ -67,3 +67,25 @@ def casme2_clips(subjects: int = 3, per_class: int = 2, emotions: tuple[str, ...
             for j in range(per_class):
                 out.append((s, f"EP0{e_i + 1}_{j + 1:02d}f", emotion))
     return out
+
+
+def write_shards(directory: Path, identities: range, *, per_class: int = 2, num_frames: int = 4, size: int = 40,
+                 shards: int = 2) -> Path:
+    """A miex shard dataset written by ``miex_gen.shards.ShardWriter`` (the generator's writer)."""
+    from miex_gen.shards import ShardWriter, shard_name
+
+    samples = [(i, c, k) for i in identities for c in (0, 1, 2) for k in range(per_class)]
+    directory.mkdir(parents=True, exist_ok=True)
+    apex = num_frames // 2
+    per_shard = -(-len(samples) // shards)
+    for s in range(shards):
+        attrs = {"renderer": "fixture", "renderer_weights_sha256": "", "config": {"fixture": True},
+                 "config_hash": "fixture", "shard_index": s, "num_shards": shards}
+        with ShardWriter(directory / shard_name(s), num_frames=num_frames, height=size, width=size, attrs=attrs) as w:
+            for n, (identity, label, k) in enumerate(samples[s * per_shard:(s + 1) * per_shard], start=s * per_shard):
+                w.append(frames=clip_frames(identity * 10 + k, label, num_frames, apex, size),
+                         aus=np.zeros((num_frames, 17), np.float32), label=label, apex_index=apex,
+                         source_kind="exp", identity=f"id{identity:03d}", dataset="casme2",
+                         subject=f"sub{(identity % 5) + 1:02d}", clip=f"EP{k:02d}", onset_frame=-1, apex_frame=-1,
+                         sample_seed=n, sample_index=n)
+    return directory

@@ -159,3 +159,49 @@ def test_bad_data_inputs(tmp_path, casme2_root):
             source.load(0, [0, 3])
     finally:
         broken.write_bytes(saved)
+
+
+def test_raw_frames_are_face_cropped_with_one_box_per_clip(feat_test_data, tmp_path):
+    """A release without crops (raw CASME II frames): the face box is found once (miex_gen.faces) and
+    cut from every frame; the photo's face is placed off-centre on a larger canvas."""
+    import cv2
+    from openpyxl import Workbook
+
+    from miex_gen.faces import detect_faces, load_image
+
+    photo = load_image(feat_test_data / "single_face.jpg")
+    photo = cv2.resize(photo, (photo.shape[1] * 160 // photo.shape[0], 160))
+    canvas = np.full((240, 320, 3), 30, np.uint8)
+    canvas[60:220, 140:140 + photo.shape[1]] = photo[:, : 320 - 140]
+    folder = tmp_path / "CASME2_RAW_selected" / "sub01" / "EP02_01f"
+    folder.mkdir(parents=True)
+    for n in range(46, 50):
+        cv2.imwrite(str(folder / f"img{n}.jpg"), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    wb = Workbook()
+    wb.active.append(["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None, "Action Units",
+                      "Estimated Emotion"])
+    wb.active.append([1, "EP02_01f", None, 46, 48, 49, None, "12", "happiness"])
+    wb.save(tmp_path / "CASME2-coding-20140508.xlsx")
+    calls = []
+
+    def spy(image):
+        calls.append(image.shape)
+        boxes = detect_faces(image)
+        return boxes[0] if boxes else None
+
+    source = open_data("casme2", tmp_path, crop_size=64, face_box=spy)
+    frames = source.load(0, [0, 2, 3])
+    assert frames.shape == (3, 64, 64, 3) and calls == [(240, 320, 3)]  # one detection per clip, on the onset
+    assert np.array_equal(frames[0], frames[1])  # the same box for every frame
+    box = detect_faces(canvas)[0]
+    assert box.x0 > 120  # the face is found where it was placed, so the crop is not the whole frame
+    whole = cv2.resize(canvas, (64, 64), interpolation=cv2.INTER_AREA)
+    assert np.abs(frames[0].astype(int) - whole).mean() > 10
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

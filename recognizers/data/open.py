@@ -40,11 +40,13 @@ def open_data(kind: str, path: str | Path | None = None, *, crop_size: int = 128
         raise DependencyError("miex_gen.datasets is not available", hint="install the full miex package") from exc
     loader = getattr(datasets, CLIP_LOADERS[kind])
     records: list = []
+    crop: bool | None = None  # None: decide per clip from its folder names
     if "cropped" in inspect.signature(loader).parameters:
         try:  # the release's own face crops where it has them (FRL_DGT.md §3.1)
             records = list(loader(path, cropped=True))
+            crop = False if records else None
         except DataError:
             records = []
     if not records:
         records = list(loader(path))
-    return ClipSource(records, name=f"{kind}:{path.name}", crop_size=crop_size, face_box=face_box)
+    return ClipSource(records, name=f"{kind}:{path.name}", crop_size=crop_size, face_box=face_box, crop=crop)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import logging
+import re
 
 import numpy as np
 
@@ -140,11 +141,9 @@ class ShardSource(SampleSource):
         reader = DatasetReader(self.path)
         try:
             rows = _table_rows(reader.table())
-            num_frames = int(reader[0]["frames"].shape[0]) if len(reader) else 0
+            num_frames = int(reader.num_frames)
         finally:
-            close = getattr(reader, "close", None)
-            if close is not None:
-                close()
+            reader.close()
         if not rows:
             raise DataError("the shard dataset has no samples", path=self.path,
                             hint="generate samples first (miex generate) or point at the right directory")
@@ -187,12 +186,13 @@ class ShardSource(SampleSource):
 
 # ------------------------------------------------------------------------------------ real clips
 
-FaceBoxFn = Callable[[np.ndarray], tuple[int, int, int, int]]
+_CROPPED_DIR = re.compile(r"(^|_)cropped$", re.IGNORECASE)  # Cropped, SMIC_all_cropped, CASMEII_cropped
+FaceBoxFn = Callable[[np.ndarray], Any]  # image -> miex_gen.faces.FaceBox or None
 
 
 def is_cropped_release(paths: Sequence[Path]) -> bool:
     """True for the datasets' own face-cropped releases (CASME II ``Cropped``, ``SMIC_all_cropped``…)."""
-    return any("crop" in part.lower() for part in Path(paths[0]).parent.parts) if paths else False
+    return bool(paths) and any(_CROPPED_DIR.search(part) for part in Path(paths[0]).parent.parts)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -206,28 +206,21 @@ def read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def default_face_box(image: np.ndarray) -> tuple[int, int, int, int]:
-    """Face box ``(x0, y0, x1, y1)`` from ``miex_gen.faces`` (used for releases without crops)."""
-    try:
-        from miex_gen import faces
-    except ImportError as exc:
-        raise DependencyError("face cropping needs miex_gen.faces, which is not available",
-                              hint="use the dataset's cropped release, or install the full miex package") from exc
-    detect = getattr(faces, "detect_face_box", None) or getattr(faces, "face_box", None)
-    if detect is None:
-        raise DependencyError("miex_gen.faces offers no face-box detector")
-    box = detect(image)
-    if box is None:
-        return 0, 0, image.shape[1], image.shape[0]
-    return tuple(int(v) for v in box)[:4]  # type: ignore[return-value]
+def default_face_box(image: np.ndarray) -> Any:
+    """The main face box of ``image`` via ``miex_gen.faces`` (MediaPipe, then Haar), or None if none is found."""
+    from miex_gen import faces
+
+    boxes = faces.detect_faces(image)
+    return boxes[0] if boxes else None
 
 
 class ClipSource(SampleSource):
     """Real clips (``miex_gen.datasets.ClipRecord``) with every frame available for apex randomisation.
 
-    Frames are face crops at ``crop_size``: the release's own crops where it has them, otherwise one
-    box found on the onset frame (``face_box``, by default ``miex_gen.faces``) applied to every frame
-    of the clip, so head motion does not leak into the difference. Clips whose label is unknown
+    Frames are face crops at ``crop_size``: the release's own crops where it has them (resized, as
+    MiE-X does), otherwise one box found on the onset frame (``face_box``, by default
+    ``miex_gen.faces.detect_faces``) cut from every frame of the clip with ``faces.crop_face``, so head
+    motion does not leak into the difference; when no face is found the whole frame is resized (MiE-X). Clips whose label is unknown
     ("others") are left out. Missing apex annotations (SMIC) use the middle frame (MER_PROTOCOL §7.4).
     """
 
@@ -254,7 +247,7 @@ class ClipSource(SampleSource):
             log.warning("%s: left out %d clip(s) (first: %s)", name, len(self.skipped), self.skipped[0])
         if not self.meta:
             raise DataError(f"no labelled clips in {name}", hint="check the dataset root and its annotation file")
-        self._boxes: dict[int, tuple[int, int, int, int]] = {}
+        self._boxes: dict[int, Any] = {}
 
     @staticmethod
     def _meta(record: Any, paths: tuple[Path, ...]) -> SampleMeta:
@@ -279,7 +272,7 @@ class ClipSource(SampleSource):
     def _needs_crop(self, index: int) -> bool:
         return (not is_cropped_release(self.frames[index])) if self._crop is None else self._crop
 
-    def _box(self, index: int) -> tuple[int, int, int, int]:
+    def _box(self, index: int) -> Any:
         if index not in self._boxes:
             reference = read_image(self.frames[index][self.meta[index].onset])
             self._boxes[index] = (self._face_box or default_face_box)(reference)
@@ -293,7 +286,9 @@ class ClipSource(SampleSource):
         for p in positions:
             image = read_image(self.frames[index][p])
             if box is not None:
-                x0, y0, x1, y1 = box
-                image = image[max(0, y0):max(y0 + 1, y1), max(0, x0):max(x0 + 1, x1)]
-            out.append(cv2.resize(image, (self.crop_size, self.crop_size), interpolation=cv2.INTER_AREA))
+                from miex_gen.faces import crop_face
+
+                out.append(crop_face(image, box, size=self.crop_size))
+            else:
+                out.append(cv2.resize(image, (self.crop_size, self.crop_size), interpolation=cv2.INTER_AREA))
         return np.stack(out)
