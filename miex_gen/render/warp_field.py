@@ -61,6 +61,13 @@ class WarpField:
         full[..., : self.num_controls, :] = disp
         return full
 
+    def _grid(self) -> np.ndarray:
+        """float32 [h * w, 2] pixel centres, built once per field."""
+        grid = self.__dict__.get("_grid_cache")
+        if grid is None:
+            grid = self.__dict__["_grid_cache"] = _pixel_grid(self.height, self.width).reshape(-1, 2)
+        return grid
+
     def clamp_factors(self, displacements: np.ndarray) -> np.ndarray:
         """float64 [F]: for each frame [F, K, 2], the largest ``t`` in (0, 1] such that moving by
         ``t * displacement`` keeps every triangle's area ratio >= ``min_area_ratio``."""
@@ -85,10 +92,6 @@ class WarpField:
         roots = np.minimum(roots, r_lin)
         return np.minimum(1.0, roots.min(axis=1))
 
-    def clamp_factor(self, displacement: np.ndarray) -> float:
-        """``clamp_factors`` of one frame [K, 2]."""
-        return float(self.clamp_factors(np.asarray(displacement)[None])[0])
-
     def sample_map(self, displacement: np.ndarray) -> np.ndarray:
         """float32 [h, w, 2]: for each output pixel, where the neutral image is sampled (x, y).
 
@@ -99,7 +102,7 @@ class WarpField:
         back to the neutral triangle.
         """
         d = self._full(displacement)
-        grid = _pixel_grid(self.height, self.width).reshape(-1, 2)
+        grid = self._grid().copy()
         moving = np.any(d[self.simplices] != 0, axis=(1, 2))
         pixels = np.flatnonzero(moving[self.pixel_triangle])
         if len(pixels) == 0:
