@@ -365,7 +365,7 @@ def run_fold(job: _FoldJob, world: _World = _World()) -> dict[str, Any]:
     info = {
         "fold": fold.name, "index": fold.index, "train_samples": len(train_idx), "test_samples": len(test_idx),
         "test_subjects": [list(k) for k in sorted(fold.test_subjects)],
-        "epochs": train_cfg.epochs if cfg.finetune else 0, "selection": selection or {"method": "fixed epochs"},
+        "epochs": train_cfg.epochs if cfg.finetune else 0, "selection": selection or {"method": "fixed epochs" if cfg.finetune else "none (synthetic-only model)"},
         "pretrain": job.pretrain_key, "synthetic_removed_by_leakage_guard": job.removed,
         "checkpoint": str(checkpoint), "seconds": round(time.time() - started, 2),
     }
