@@ -447,6 +447,17 @@ def _prepare_run_dir(run_dir: Path, config: EvaluationConfig, resume: bool, worl
         remove_stale_temp_files(run_dir)
 
 
+def _selection_rule(config: EvaluationConfig, epochs: int, pretrain_epochs: int | None) -> str:
+    """How the tested model was chosen, in words (stored with every run; never the test fold)."""
+    pre = f"pre-trained {pretrain_epochs} epochs on guarded synthetic data; " if pretrain_epochs else ""
+    if not config.finetune:
+        return pre + "no fine-tuning: the synthetic-only model is tested"
+    if config.val_fraction > 0:
+        return (pre + f"epoch count chosen on an inner split of {config.val_fraction:.0%} of each fold's training "
+                "subjects, then re-trained on all training subjects")
+    return pre + f"fixed epochs ({epochs})"
+
+
 def evaluate(config: EvaluationConfig, out_dir: str | Path, *, resume: bool = False) -> EvaluationResult:
     """Run the protocol, write every output into ``out_dir``, return the summary (see module doc)."""
     run_dir = Path(out_dir)
@@ -462,9 +473,7 @@ def evaluate(config: EvaluationConfig, out_dir: str | Path, *, resume: bool = Fa
         "evaluation": config.content_dict(), "content_hash": config.content_hash(),
         "execution": {k: getattr(config, k) for k in _EXECUTION_FIELDS},
         "train_config": train_cfg.content_dict(), "pretrain_config": pre_cfg.content_dict() if pre_cfg else None,
-        "model_selection": (f"epoch count chosen on an inner split of {config.val_fraction:.0%} of each fold's "
-                            "training subjects, then re-trained on all training subjects")
-                           if config.val_fraction > 0 else f"fixed epochs ({train_cfg.epochs})",
+        "model_selection": _selection_rule(config, train_cfg.epochs, pre_cfg.epochs if pre_cfg else None),
         "seeds": {"seed": config.seed, "train": train_cfg.seed, "pretrain": pre_cfg.seed if pre_cfg else None},
         "data": {"specs": list(config.data), "samples": len(source),
                  "class_counts": np.bincount(source.labels(), minlength=train_cfg.num_classes).tolist()},
