@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from miex_gen.errors import ConfigError, DataError, FormatError
 from recognizers.data.frames import apex_range, randomise_apex
-from recognizers.data.sources import SampleMeta, SampleSource
+from recognizers.data import open_data
 from recognizers.config import TrainConfig
 from recognizers.models import create_model
 from recognizers.train import fit, predict
@@ -339,34 +339,34 @@ def _motion_data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([onset, apex], dim=1), y
 
 
-class MotionSource(SampleSource):
-    """Two-frame synthetic samples (one identity each) as uint8 RGB, read through the trainer's Dataset."""
+def write_motion_shards(directory, n: int, seed: int):
+    """``_motion_data`` as a miex shard dataset written by ``miex_gen.shards.ShardWriter``; one identity each."""
+    from miex_gen.shards import ShardWriter, shard_name
 
-    name = "motion"
-
-    def __init__(self, n: int, seed: int):
-        x, y = _motion_data(n, seed)
-        self.frames = (x.clamp(0, 1) * 255).round().to(torch.uint8).expand(-1, -1, 3, -1, -1)
-        self.frames = self.frames.permute(0, 1, 3, 4, 2).contiguous().numpy()  # [N, 2, H, W, 3]
-        self.meta = [SampleMeta(sample_id=f"s{seed}_{i}", dataset="synthetic", subject=f"id{seed}_{i}",
-                                clip=f"c{i}", label=int(y[i]), onset=0, apex=1, last=1,
-                                identity=f"id{seed}_{i}", source_kind="exp") for i in range(n)]
-
-    def load(self, index: int, positions) -> np.ndarray:
-        return self.frames[index, list(positions)]
+    x, y = _motion_data(n, seed)
+    frames = (x.clamp(0, 1) * 255).round().to(torch.uint8).expand(-1, -1, 3, -1, -1)
+    frames = frames.permute(0, 1, 3, 4, 2).contiguous().numpy()  # [N, 2, H, W, 3]
+    directory.mkdir(parents=True, exist_ok=True)
+    attrs = {"renderer": "test-motion", "renderer_weights_sha256": "", "config": {"motion": seed},
+             "config_hash": f"motion{seed}", "shard_index": 0, "num_shards": 1}
+    with ShardWriter(directory / shard_name(0), num_frames=2, height=32, width=32, attrs=attrs) as w:
+        for i in range(n):
+            w.append(frames=frames[i], aus=np.zeros((2, 17), np.float32), label=int(y[i]), apex_index=1,
+                     source_kind="exp", identity=f"id{seed}_{i}", dataset="synthetic", subject=f"s{seed}_{i}",
+                     clip=f"c{i}", onset_frame=-1, apex_frame=-1, sample_seed=i, sample_index=i)
+    return directory
 
 
 def test_tiny_training_run_beats_chance(tmp_path) -> None:
-    """``recognizers.train.fit`` with FRL-DGT's recipe on synthetic motion pairs; held-out identities.
-
-    (A shard dataset is not used: the shard writer had not landed when this was written.)
-    """
+    """``recognizers.train.fit`` with FRL-DGT's recipe on a synthetic motion shard dataset; held-out identities."""
     config = TrainConfig.for_model(
         "frl_dgt", epochs=7, batch_size=12, lr=1e-3, schedule="constant", warmup_epochs=0, rotation=0.0,
         flip=False, seed=0, model_options={**SMALL, "dim": 32, "dgm_width": 0.5, "dgm_pretrain_epochs": 1})
-    result = fit(config, MotionSource(60, 1), out_dir=tmp_path / "run")
+    train = open_data("shards", write_motion_shards(tmp_path / "train", 60, 1))
+    test = open_data("shards", write_motion_shards(tmp_path / "test", 30, 2))
+    result = fit(config, train, out_dir=tmp_path / "run")
     assert "train_ce" not in result.history[0] and "train_warp" in result.history[0]  # DGM warm-up epoch
     assert "train_ce" in result.history[-1]
-    rows = predict(result.checkpoint, MotionSource(30, 2), device="cpu")
+    rows = predict(result.checkpoint, test, device="cpu")
     acc = float(np.mean([r.truth == r.prediction for r in rows]))
     assert acc >= 0.6, f"held-out accuracy {acc:.2f} (chance 0.33)"
