@@ -224,6 +224,8 @@ def test_centres_travel_with_the_checkpoint(tmp_path) -> None:
     assert model.boxes() == trained.boxes() and model.fusion.boxes == trained.fusion.boxes
     assert "toy" in model.region_centres_source
     assert model.describe()["options"]["region_centres"]["value"] == trained.config_dict()["region_centres"]
+    model.set_region_centres(np.asarray(DEFAULT_CENTRES), "defaults again")
+    assert model.boxes() == create_model("frl_dgt", **SMALL).boxes() and model.fusion.boxes == model.boxes()
 
 
 # ------------------------------------------------------------------------------------ forward / loss
@@ -252,6 +254,10 @@ def test_forward_backward_small_batch() -> None:
 def test_options_are_checked() -> None:
     with pytest.raises(ConfigError, match="depth_locl"):
         create_model("frl_dgt", depth_locl=3)
+    with pytest.raises(ConfigError, match="region_boxes"):
+        create_model("frl_dgt", region_boxes=[[0.5, 0.5]] * 5)
+    with pytest.raises(ConfigError, match="dgm_pretrain_epochs"):
+        create_model("frl_dgt", loss_warp=0.0, loss_smooth=0.0)
     with pytest.raises(ConfigError, match="fuse"):
         create_model("frl_dgt", fuse="middle")
     with pytest.raises(ConfigError, match="loss_flow"):

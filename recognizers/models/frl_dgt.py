@@ -138,8 +138,10 @@ class FrlDgtConfig:
                       "(or set dgm_pretrain_epochs=0)")
         if self.dgm_pretrain_only and self.dgm_freeze:
             raise bad("dgm_freeze", "a frozen DGM cannot be pretrained (dgm_pretrain_only is set)")
-        if len(self.region_boxes) != NUM_REGIONS:
-            raise bad("region_boxes", f"needs {NUM_REGIONS} (w, h) fractions")
+        boxes_ok = len(self.region_boxes) == NUM_REGIONS and all(
+            len(box) == 2 and all(0 < float(v) <= 1 for v in box) for box in self.region_boxes)
+        if not boxes_ok:
+            raise bad("region_boxes", f"needs {NUM_REGIONS} (width, height) pairs, fractions of the side in (0, 1]")
 
 
 # Fields whose default is stated by the paper (supplement Table 1, eq. 1, §2); the rest are miex defaults.
