@@ -19,7 +19,6 @@ from recognizers.models import create_model
 from recognizers.train import fit, predict
 from recognizers.models.au_regions import (
     DEFAULT_CENTRES,
-    IBUG68_REGIONS,
     MESH_REGIONS,
     REGION_NAMES,
     canonical_mesh_centres,
@@ -28,7 +27,7 @@ from recognizers.models.au_regions import (
     load_centres,
     save_centres,
 )
-from recognizers.models.frl_dgt import FrlDgt, FrlDgtConfig
+from recognizers.models.frl_dgt import FrlDgtConfig
 from recognizers.models.frl_dgt_parts import DisplacementGenerator, normalise_displacement, warp
 
 SMALL = dict(image_size=32, dim=16, heads=2, region_patch=4, full_patch=8, dropout=0.0, drop_path=0.0)
