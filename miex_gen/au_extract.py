@@ -188,9 +188,7 @@ class FeatAuExtractor:
         return self._collect(fex, len(paths), [Path(p).name for p in paths])
 
     def extract_video(self, path: Path) -> ClipAus:
-        try:
-            from feat.utils.io import video_to_tensor  # noqa: F401  (torchcodec loads FFmpeg lazily)
-
+        try:  # torchcodec loads FFmpeg only when a video is decoded
             fex = self.detector.detect(str(path), data_type="video", batch_size=self.batch_size, progress_bar=False,
                                        face_detection_threshold=self.face_threshold)
         except RuntimeError as exc:

@@ -137,13 +137,14 @@ def load_megc2019(root: Path | str, *, smic_apex_file: Path | str | None = None,
         "smic": load_smic(dataset_root(root, "smic"), apex_file=smic_apex_file, cropped=cropped),
     }
     by_key = {rec.key: rec for clips in loaded.values() for rec in clips}
-    not_on_disk = {s.where: s for clips in loaded.values() for s in clips.skipped}
+    problems = {s.key: s for clips in loaded.values() for s in clips.skipped if s.key is not None}
     records, skipped = [], []
     for row in _shipped():
         rec = by_key.get(row.key)
         if rec is None:
-            reason = next((s.reason for w, s in not_on_disk.items() if row.clip in w), "clip not found on disk")
-            skipped.append(Skip(f"{GT_FILE} {'/'.join(row.key)}", reason))
+            problem = problems.get(row.key)
+            reason = f"{problem.where}: {problem.reason}" if problem else "clip not found in the dataset's annotation/folders"
+            skipped.append(Skip(f"{GT_FILE} {'/'.join(row.key)}", reason, row.key))
             continue
         records.append(replace(rec, label=row.label))
     return finish(records, skipped, source=str(root), strict=strict)

@@ -95,6 +95,7 @@ class Skip:
 
     where: str
     reason: str
+    key: ClipKey | None = None  # the clip's canonical key when it is known
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}"
