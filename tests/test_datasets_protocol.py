@@ -37,6 +37,7 @@ def test_canonical_keys():
     assert canonical_subject("samm", "6") == "006"
     assert canonical_subject("samm", 6.0) == "006"
     assert canonical_subject("smic", "s1") == "s01"
+    assert canonical_subject("mmew", 3) == canonical_subject("mmew", "s03") == "S03"
     assert canonical_clip("smic", "s1_ne_3") == "s01_ne_03"
     assert canonical_clip("casme2", "EP09_01") == "EP09_01"  # kept verbatim (no trailing f)
     assert canonical_key("samm", 32, "032_3_1") == ("samm", "032", "032_3_1")
