@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from openpyxl import Workbook
 
-from miex_gen.aus import FEAT_AU_NAMES, NUM_AUS, OPENFACE_COLUMNS, to_feat20
+from miex_gen.aus import NUM_AUS, OPENFACE_COLUMNS, to_feat20
 from miex_gen.au_io import write_feat_table
 
 
@@ -165,5 +165,3 @@ def write_openface_csv(path: Path, aus: np.ndarray, success: np.ndarray | None =
     path.write_text("\n".join(lines) + "\n")
     return path
 
-
-FEAT_AU_COLUMNS = FEAT_AU_NAMES
