@@ -45,6 +45,15 @@ def test_canonical_keys():
         canonical_subject("samm", "abc")
 
 
+def test_release_folders_reverse_the_canonical_keys():
+    from miex_gen.datasets.megc2019 import release_folder
+
+    assert release_folder(("smic", "s01", "s01_ne_01")) == "s1/micro/negative/s1_ne_01"
+    assert release_folder(("samm", "006", "006_1_2")) == "006/006_1_2"
+    assert release_folder(("casme2", "sub01", "EP02_01f")) == "sub01/EP02_01f"
+    assert len({release_folder(r.key) for r in load_ground_truth()}) == 442
+
+
 def test_bad_ground_truth_file_names_line(tmp_path):
     bad = tmp_path / "gt.csv"
     bad.write_bytes(b"casme2,sub01,EP02_01f,1\r\n,,,\r\nsamm,6,006_1_2,0\r\n")

@@ -86,6 +86,20 @@ def load_ground_truth() -> list[GroundTruthRow]:
     return list(_shipped())
 
 
+def release_folder(key: ClipKey) -> str:
+    """The clip's folder in its original release, relative to the frames root (MER_PROTOCOL.md §2.1):
+    ``sub01/EP02_01f``, ``006/006_1_2``, ``s1/micro/negative/s1_ne_01``."""
+    dataset, subject, clip = key
+    if dataset == "smic":
+        number, code, index = clip.split("_")
+        emotion = {"ne": "negative", "po": "positive", "sur": "surprise"}[code]
+        short = f"s{int(number[1:])}"
+        return f"{short}/micro/{emotion}/{short}_{code}_{index}"
+    if dataset in ("casme2", "samm"):
+        return f"{subject}/{clip}"
+    raise DataError(f"no release folder rule for dataset {dataset!r}")
+
+
 def ground_truth_labels() -> dict[ClipKey, int]:
     """``{(dataset, subject, clip): label}`` for the 442 samples."""
     return {row.key: row.label for row in _shipped()}
