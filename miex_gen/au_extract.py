@@ -24,6 +24,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +148,10 @@ class FeatAuExtractor:
 
     def __init__(self, *, device: str = "cpu", weights_dir: Path | str | None = None,
                  multitask_weights: Path | str | None = None, face_threshold: float = 0.5, batch_size: int = 4):
-        os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported: never wait on the network
+        os.environ["HF_HUB_OFFLINE"] = "1"  # never wait on the network (read when huggingface_hub is imported)
+        hub_constants = sys.modules.get("huggingface_hub.constants")
+        if hub_constants is not None:  # imported earlier in this process: switch it too
+            hub_constants.HF_HUB_OFFLINE = True
         self.weights = locate_feat_weights(weights_dir, multitask_weights)  # fail fast, before import feat
         self.face_threshold = face_threshold
         self.batch_size = batch_size
@@ -188,9 +192,7 @@ class FeatAuExtractor:
         return self._collect(fex, len(paths), [Path(p).name for p in paths])
 
     def extract_video(self, path: Path) -> ClipAus:
-        try:
-            from feat.utils.io import video_to_tensor  # noqa: F401  (torchcodec loads FFmpeg lazily)
-
+        try:  # torchcodec loads FFmpeg only when a video is decoded
             fex = self.detector.detect(str(path), data_type="video", batch_size=self.batch_size, progress_bar=False,
                                        face_detection_threshold=self.face_threshold)
         except RuntimeError as exc:
