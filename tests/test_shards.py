@@ -19,59 +19,9 @@ from miex_gen.shards import (
     write_preview,
 )
 from miex_gen.shards import preview as preview_mod
+from shard_helpers import H, T, W, concat, make_samples, shard_attrs, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-T, H, W = 3, 16, 20
-
-
-def shard_attrs(k: int, num_shards: int) -> dict:
-    return {"renderer": "test", "renderer_weights_sha256": "", "config": {"seed": 1, "licence": "CC-BY-4.0"},
-            "config_hash": "abc123", "shard_index": k, "num_shards": num_shards}
-
-
-def make_samples(n: int, seed: int, start: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    return {
-        "frames": rng.integers(0, 256, size=(n, T, H, W, 3), dtype=np.uint8),
-        "aus": rng.uniform(0, 5, size=(n, T, 17)).astype(np.float32),
-        "label": rng.integers(0, 3, size=n),
-        "apex_index": rng.integers(0, T, size=n),
-        "source_kind": [("exp", "mie", "mae")[i % 3] for i in range(n)],
-        "identity": [f"celeba/{i:06d}.jpg" for i in range(start, start + n)],
-        "dataset": ["casme2" if i % 2 else "" for i in range(n)],
-        "subject": [f"sub{i % 4:02d}" for i in range(n)],
-        "clip": [f"EP0{i}_ñ" for i in range(n)],
-        "onset_frame": rng.integers(-1, 100, size=n),
-        "apex_frame": rng.integers(-1, 100, size=n),
-        "sample_seed": rng.integers(0, 2**63, size=n, dtype=np.uint64) * np.uint64(2),
-        "sample_index": np.arange(start, start + n),
-        "render_meta": [{"path": "mesh", "k": i, "ok": True} for i in range(n)],
-    }
-
-
-def write_dataset(directory: Path, sizes=(5, 4), seed: int = 0, merge: bool = True, **writer_kw) -> list[dict]:
-    written, start = [], 0
-    for k, n in enumerate(sizes):
-        s = make_samples(n, seed + k, start)
-        with ShardWriter(directory / shard_name(k), num_frames=T, height=H, width=W,
-                         attrs=shard_attrs(k, len(sizes)), capacity=n, **writer_kw) as w:
-            half = n // 2
-            for i in range(half):  # per-sample and batched appends both used
-                w.append(**{key: v[i] for key, v in s.items()})
-            w.append_batch(**{key: v[half:] for key, v in s.items()})
-        written.append(s)
-        start += n
-    if merge:
-        merge_dataset(directory, expected_shards=len(sizes))
-    return written
-
-
-def concat(samples: list[dict]) -> dict:
-    out = {}
-    for key in samples[0]:
-        values = [s[key] for s in samples]
-        out[key] = np.concatenate(values) if isinstance(values[0], np.ndarray) else sum(values, [])
-    return out
 
 
 @pytest.fixture()
@@ -85,7 +35,7 @@ def test_shard_name():
     assert shard_name(123456) == "shard-123456.h5"
 
 
-@pytest.mark.parametrize("compression", ["none", "gzip:1", "lzf"])
+@pytest.mark.parametrize("compression", ["none", "none+fletcher32", "gzip:1", "lzf"])
 def test_round_trip_is_bit_exact(tmp_path, compression):
     d = tmp_path / compression.replace(":", "")
     expected = concat(write_dataset(d, compression=compression))
@@ -108,7 +58,7 @@ def test_round_trip_is_bit_exact(tmp_path, compression):
     np.testing.assert_array_equal(batch["aus"], expected["aus"][order])
     np.testing.assert_array_equal(batch["sample_index"], order)
     assert list(batch["clip"]) == [expected["clip"][i] for i in order]
-    assert batch["render_meta"] == [expected["render_meta"][i] for i in order]
+    assert [json.loads(m) for m in batch["render_meta"]] == [expected["render_meta"][i] for i in order]
     table = r.table()
     assert "frames" not in table and list(table["shard"]) == [0] * 5 + [1] * 4
     np.testing.assert_array_equal(table["label"], expected["label"])
@@ -180,10 +130,14 @@ def _fields(problems) -> set[tuple[str, str]]:
     return {(p.file, p.field) for p in problems}
 
 
-def test_validate_catches_flipped_byte_in_frames(dataset):
-    d, _ = dataset
+@pytest.mark.parametrize("checksum", [False, True])
+def test_validate_catches_flipped_byte_in_frames(tmp_path, checksum):
+    """Default: the manifest's SHA-256 catches it; with fletcher32 also the frame read itself."""
+    d = tmp_path / "ds"
+    write_dataset(d, checksum=checksum)
     path = d / shard_name(1)
     with h5py.File(path, "r") as f:
+        assert f["frames"].fletcher32 == checksum and f["aus"].fletcher32
         info = f["frames"].id.get_chunk_info(2)  # sample 2's chunk
     with open(path, "r+b") as handle:
         handle.seek(info.byte_offset + 1000)
@@ -191,12 +145,14 @@ def test_validate_catches_flipped_byte_in_frames(dataset):
         handle.seek(info.byte_offset + 1000)
         handle.write(bytes([byte[0] ^ 0x01]))
     problems = validate_dataset(d)
-    assert ("shard-00001.h5", "frames") in _fields(problems)  # fletcher32, even without a manifest
     assert ("shard-00001.h5", "sha256") in _fields(problems)
-    frames_problem = next(p for p in problems if p.field == "frames")
-    assert "1 sample(s): 2" in frames_problem.message
-    with pytest.raises(OSError):
-        DatasetReader(d)[5 + 2]
+    if checksum:  # caught even in a shard that has no manifest yet, and at read time
+        frames_problem = next(p for p in problems if p.field == "frames")
+        assert "1 sample(s): 2" in frames_problem.message
+        with pytest.raises(OSError):
+            DatasetReader(d)[5 + 2]
+    else:
+        assert ("shard-00001.h5", "frames") not in _fields(problems)
 
 
 def test_validate_catches_truncated_file(dataset):

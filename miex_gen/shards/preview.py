@@ -56,7 +56,7 @@ def write_preview(path: str | Path, out_png: str | Path, *, n: int = 16, gif: bo
         label = int(batch["label"][row])
         name = reader.class_names[label] if 0 <= label < len(reader.class_names) else str(label)
         apex = int(batch["apex_index"][row])
-        lines = [f"#{int(indices[row])} {name}", f"{batch['source_kind'][row]} {batch['dataset'][row]}"[:24]]
+        lines = [f"#{int(indices[row])}: {name}", f"{batch['source_kind'][row]}, {batch['dataset'][row] or '-'}"[:24]]
         lines += describe(batch["aus"][row][min(max(apex, 0), T - 1)], top=3).split(", ")
         draw.multiline_text((4, y + 3), "\n".join(lines), fill=(0, 0, 0), font=font, spacing=2)
         for t in range(T):

@@ -112,21 +112,30 @@ def vlen_string_dtype() -> np.dtype:
 # ------------------------------------------------------------------------------- compression
 
 DEFAULT_COMPRESSION = "none"
-DEFAULT_CHECKSUM = True
+# fletcher32 on frames costs about as much CPU as reading them uncompressed; SHA-256 in the
+# manifest covers frames instead (docs/FORMAT.md "Integrity"). aus and the table always have it.
+DEFAULT_CHECKSUM = False
+_CHECKSUM_SUFFIX = "+fletcher32"
 
 
 @dataclass(frozen=True)
 class Compression:
-    """How ``frames`` and ``aus`` are stored: ``none``, ``gzip[:level]`` or ``lzf``, plus fletcher32."""
+    """How ``frames`` are stored: ``none``, ``gzip[:level]`` or ``lzf``, optionally ``+fletcher32``.
+
+    ``aus`` use the same compression and always carry fletcher32 (they are small).
+    """
 
     name: str = "none"
     level: int | None = None
-    checksum: bool = True
+    checksum: bool = DEFAULT_CHECKSUM
 
     @classmethod
     def parse(cls, spec: str | None, *, checksum: bool = DEFAULT_CHECKSUM) -> "Compression":
-        """``None``/``"none"``, ``"gzip"`` (level 1), ``"gzip:6"``, ``"lzf"``."""
+        """``None``/``"none"``, ``"gzip"`` (level 1), ``"gzip:6"``, ``"lzf"``; a ``+fletcher32`` suffix
+        (or ``checksum=True``) adds HDF5's fletcher32 checksum to every frame chunk."""
         text = (spec or "none").strip().lower()
+        if text.endswith(_CHECKSUM_SUFFIX):
+            text, checksum = text[: -len(_CHECKSUM_SUFFIX)], True
         name, _, level_text = text.partition(":")
         if name in ("none", "raw", "uncompressed") and not level_text:
             return cls("none", None, checksum)
@@ -140,14 +149,15 @@ class Compression:
             return cls("gzip", level, checksum)
         if name == "lzf" and not level_text:
             return cls("lzf", None, checksum)
-        raise ConfigError(f"unknown compression {spec!r}", hint="use none, gzip, gzip:1..9 or lzf")
+        raise ConfigError(f"unknown compression {spec!r}",
+                          hint="use none, gzip, gzip:1..9 or lzf, optionally followed by +fletcher32")
 
     def __str__(self) -> str:
         text = self.name if self.level is None else f"{self.name}:{self.level}"
-        return text + ("+fletcher32" if self.checksum else "")
+        return text + (_CHECKSUM_SUFFIX if self.checksum else "")
 
-    def h5py_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"fletcher32": self.checksum}
+    def h5py_kwargs(self, *, checksum: bool | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"fletcher32": self.checksum if checksum is None else checksum}
         if self.name == "gzip":
             kwargs.update(compression="gzip", compression_opts=self.level)
         elif self.name == "lzf":

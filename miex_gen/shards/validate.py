@@ -304,8 +304,8 @@ def _check_index(index: Path, shards: list[Path]) -> list[Problem]:
             files = [v.decode() if isinstance(v, bytes) else str(v) for v in f.attrs.get("shard_files", [])]
             problems = []
             if files != [p.name for p in shards]:
-                problems.append(Problem(name, "attrs/shard_files", "does not list the shards present "
-                                        "(rebuild with miex data merge)"))
+                return [Problem(name, "attrs/shard_files", "does not list the shards present "
+                                "(rebuild with miex data merge)")]
             if "label" not in f:
                 return problems + [Problem(name, "label", "dataset missing")]
             total = int(f["label"].shape[0])

@@ -163,12 +163,13 @@ class ShardWriter:
         comp = self.compression.h5py_kwargs()
         f.create_dataset("frames", shape=(n0, T, H, W, 3), maxshape=(None, T, H, W, 3), dtype="u1",
                          chunks=(1, T, H, W, 3), **comp)
+        comp = self.compression.h5py_kwargs(checksum=True)
         aus_rows = max(1, schema.AUS_CHUNK_BYTES // (T * NUM_AUS * 4))
         aus = f.create_dataset("aus", shape=(n0, T, NUM_AUS), maxshape=(None, T, NUM_AUS), dtype="f4",
                                chunks=(aus_rows, T, NUM_AUS), **comp)
         aus.attrs["au_names"] = np.array(AU_NAMES, dtype=object)
         aus.attrs["au_scale"] = AU_SCALE
-        rows = schema.TABLE_CHUNK_ROWS
+        rows = min(schema.TABLE_CHUNK_ROWS, self.capacity) if self.capacity else schema.TABLE_CHUNK_ROWS
         for name, dtype in schema.SCALAR_DTYPES.items():
             f.create_dataset(name, shape=(n0,), maxshape=(None,), dtype=dtype, chunks=(rows,),
                              **schema.table_h5py_kwargs(dtype))
@@ -178,13 +179,13 @@ class ShardWriter:
             f.create_dataset(name, shape=(n0,), maxshape=(None,), dtype=dtype, chunks=(rows,),
                              **schema.table_h5py_kwargs(dtype))
         f.create_dataset("render_meta", shape=(n0,), maxshape=(None,), dtype=schema.vlen_string_dtype(),
-                         chunks=(rows,))
+                         chunks=(max(1, rows // 4),))  # vlen data cannot be filtered: smaller chunks
         env = environment_info()
         root = {
             "format_name": schema.FORMAT_NAME, "format_version": schema.FORMAT_VERSION,
             "class_names": list(self.class_names), "au_names": list(AU_NAMES), "au_scale": AU_SCALE,
             "num_frames": T, "height": H, "width": W, "compression": str(self.compression),
-            "checksum": "fletcher32" if self.compression.checksum else "none",
+            "checksum": "fletcher32" if self.compression.checksum else "sha256-in-manifest",
             "created_utc": env["created_utc"], "versions": env, "miex_version": env["miex"],
             "torch_version": env.get("torch") or "", "h5py_version": env.get("h5py") or "",
         }

