@@ -158,7 +158,9 @@ class FeatAuExtractor:
         with keep_thread_settings():
             from feat.detector_v2 import Detectorv2  # 12-17 s; sets OMP_NUM_THREADS=1
         try:
-            with _feat_resources(self.weights.cache_dir):
+            # py-feat's RetinaFace constructor calls torch.set_grad_enabled(False) for the whole
+            # process, which would silently stop every later training step: keep our state
+            with keep_thread_settings(), _feat_resources(self.weights.cache_dir):
                 self.detector = Detectorv2(device=device, face_detection_threshold=face_threshold,
                                            identity_model=None, multitask_weights=str(self.weights.multitask))
         except Exception as exc:  # a corrupt or mismatched file: say which
@@ -216,17 +218,19 @@ def _au_column(names: list[str], wanted: str) -> str | None:
 
 @contextlib.contextmanager
 def keep_thread_settings() -> Iterator[None]:
-    """Undo what ``import feat`` does to threads: it sets ``OMP_NUM_THREADS=1`` (halving CPU throughput
-    of this process and of every subprocess it starts) when the variable was unset."""
+    """Undo what py-feat does to process-wide torch state: ``import feat`` sets ``OMP_NUM_THREADS=1``
+    (halving CPU throughput of this process and of every subprocess it starts) when the variable was
+    unset, and its face detectors switch autograd off globally."""
     import torch
 
-    had, threads = os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
+    had, threads, grad = os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads(), torch.is_grad_enabled()
     try:
         yield
     finally:
         if had is None:
             os.environ.pop("OMP_NUM_THREADS", None)
         torch.set_num_threads(threads)
+        torch.set_grad_enabled(grad)
 
 
 # ---------------------------------------------------------------------------------------------

