@@ -59,6 +59,12 @@ def test_round_trip_is_bit_exact(tmp_path, compression):
     np.testing.assert_array_equal(batch["sample_index"], order)
     assert list(batch["clip"]) == [expected["clip"][i] for i in order]
     assert [json.loads(m) for m in batch["render_meta"]] == [expected["render_meta"][i] for i in order]
+    view = r.__getitems__(order)  # what a DataLoader with batch_size / batch_sampler gets
+    assert len(view) == 6 and view[3]["render_meta"] == expected["render_meta"][5]
+    np.testing.assert_array_equal(collate(view)["frames"].numpy(), expected["frames"][order])
+    out = np.empty((3, T, H, W, 3), np.uint8)
+    assert r.read_batch([3, 4, 5], frames_out=out)["frames"] is out  # in place across the shard boundary
+    np.testing.assert_array_equal(out, expected["frames"][3:6])
     table = r.table()
     assert "frames" not in table and list(table["shard"]) == [0] * 5 + [1] * 4
     np.testing.assert_array_equal(table["label"], expected["label"])
@@ -74,7 +80,8 @@ def test_writer_rejects_bad_samples_with_field_names(tmp_path):
                               ({"apex_index": T}, "apex_index"), ({"source_kind": "real"}, "source_kind"),
                               ({"frames": row["frames"].astype(np.float32)}, "uint8"),
                               ({"frames": row["frames"][:, :8]}, "shape"), ({"clip": "x" * 200}, "clip"),
-                              ({"render_meta": {"x": object()}}, "render_meta")]:
+                              ({"render_meta": {"x": object()}}, "render_meta"),
+                              ({"sample_seed": 2**63}, "sample_seed")]:
             with pytest.raises(DataError, match=match):
                 w.append(**{**row, **change})
         w.append(**row)
@@ -314,6 +321,8 @@ def test_reader_in_dataloader_workers(dataset, context):
                                   multiprocessing_context=context, collate_fn=collate))
         loaders.append(DataLoader(_PerSample(r), batch_size=4, shuffle=True, num_workers=2,
                                   multiprocessing_context=context, collate_fn=collate))
+        loaders.append(DataLoader(r, batch_size=4, shuffle=True, num_workers=2,  # torch's default_collate
+                                  multiprocessing_context=context))
     for loader in loaders:
         assert _epoch(loader) == want
 
