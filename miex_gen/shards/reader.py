@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import FormatError
-from ..seeding import numpy_rng
 from . import schema
+from .collate import BatchView, shared_uint8
+from .sampler import ShardBatchSampler
 
 # chunk cache per open dataset: a few chunks of aus / frames
 _RDCC_NBYTES = 4 * 1024 * 1024
@@ -106,41 +106,6 @@ def _output(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     if out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
         raise ValueError(f"frames_out must be C-contiguous uint8 {shape}, got {out.dtype} {out.shape}")
     return out
-
-
-def _shared_uint8(shape: tuple[int, ...]) -> Any:
-    """A shared-memory uint8 tensor when running in a torch DataLoader worker, else None."""
-    torch = sys.modules.get("torch")
-    if torch is None or torch.utils.data.get_worker_info() is None:
-        return None
-    return torch.empty(shape, dtype=torch.uint8).share_memory_()
-
-
-class BatchView(Sequence):
-    """A batch read at once, seen as a sequence of per-sample dicts (what a DataLoader's collate gets).
-
-    ``default_collate`` iterates it sample by sample; miex's ``collate`` takes ``.batch`` whole.
-    """
-
-    def __init__(self, batch: dict[str, Any]):
-        self.batch = batch
-
-    def __len__(self) -> int:
-        return len(self.batch["label"])
-
-    def __getitem__(self, j: int) -> dict[str, Any]:  # type: ignore[override]
-        if not -len(self) <= j < len(self):
-            raise IndexError(j)
-        b = self.batch
-        frames = b["frames"][j]
-        sample: dict[str, Any] = {"frames": frames.numpy() if hasattr(frames, "numpy") else frames,
-                                  "aus": b["aus"][j]}
-        for name in schema.SCALAR_FIELDS:
-            sample[name] = b[name][j].item()
-        for name in schema.STRING_FIELDS:
-            sample[name] = str(b[name][j])
-        sample["render_meta"] = json.loads(b["render_meta"][j])
-        return sample
 
 
 def _runs(sorted_unique: np.ndarray) -> list[tuple[int, int, int]]:
@@ -380,7 +345,7 @@ class DatasetReader:
         In a DataLoader worker the frames are read straight into shared memory, so handing the
         batch to the main process copies nothing (``collate`` uses the stacked batch as is).
         """
-        frames_tensor = _shared_uint8((len(indices),) + self.frame_shape)
+        frames_tensor = shared_uint8((len(indices),) + self.frame_shape)
         if frames_tensor is None:
             return BatchView(self.read_batch(indices))
         batch = self.read_batch(indices, frames_out=frames_tensor.numpy())
@@ -403,87 +368,3 @@ class DatasetReader:
     def close(self) -> None:
         for shard in self.shards:
             shard.close()
-
-
-class ShardBatchSampler:
-    """Batches of global indices for ``DataLoader(batch_sampler=...)`` or ``sampler=..., batch_size=None``.
-
-    Each epoch shuffles the shard order and the samples inside each shard, cuts the concatenation
-    into batches (so a batch spans at most two shards) and shuffles the batch order. The stream
-    depends only on ``seed`` and the epoch (``set_epoch``; each iteration advances it). With
-    ``world_size > 1`` rank r takes every world_size-th batch (equal counts on all ranks).
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, *, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
-        self.batch_size, self.shuffle, self.seed, self.drop_last = int(batch_size), shuffle, int(seed), drop_last
-        self.rank, self.world_size = rank, world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def _all_batches(self, epoch: int) -> list[np.ndarray]:
-        rng = numpy_rng(self.seed, "batch_sampler", epoch)
-        shard_order = rng.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
-        pieces = []
-        for k in shard_order:
-            local = rng.permutation(self.lengths[k]) if self.shuffle else np.arange(self.lengths[k])
-            pieces.append(local + self.offsets[k])
-        flat = np.concatenate(pieces) if pieces else np.array([], dtype=np.int64)
-        batches = [flat[i:i + self.batch_size] for i in range(0, len(flat), self.batch_size)]
-        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
-            batches.pop()
-        if self.shuffle:
-            batches = [batches[i] for i in rng.permutation(len(batches))]
-        if self.world_size > 1:
-            usable = len(batches) - len(batches) % self.world_size
-            batches = batches[self.rank:usable:self.world_size]
-        return batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        batches = self._all_batches(self.epoch)
-        self.epoch += 1
-        for batch in batches:
-            yield np.sort(batch).tolist()
-
-    def __len__(self) -> int:
-        total = int(self.lengths.sum())
-        n = total // self.batch_size if self.drop_last else -(-total // self.batch_size)
-        return n // self.world_size if self.world_size > 1 else n
-
-
-def collate(data: Any) -> dict[str, Any]:
-    """DataLoader ``collate_fn`` for shard samples.
-
-    Accepts a list of sample dicts (per-sample loading), a ``BatchView`` (``DataLoader`` with a
-    ``batch_size`` or ``batch_sampler``: one batched read) or a batch dict (``reader[list]`` with
-    ``batch_size=None``). frames, aus and the numeric fields become tensors; text fields stay
-    numpy string arrays (cheap to send between processes); ``render_meta`` is a list of dicts for
-    per-sample loading and JSON text for batched reads (``json.loads`` what you need).
-    """
-    import torch
-
-    if isinstance(data, dict):
-        batch = data
-    elif isinstance(data, BatchView):
-        batch = data.batch
-    else:
-        batch = {name: [sample[name] for sample in data] for name in data[0]}
-    out: dict[str, Any] = {}
-    for name, values in batch.items():
-        if name in ("frames", "aus"):
-            out[name] = torch.as_tensor(np.stack(values) if isinstance(values, list) else values)
-        elif name in schema.SCALAR_DTYPES:
-            out[name] = torch.as_tensor(np.asarray(values, dtype=schema.SCALAR_DTYPES[name]))
-        elif name in schema.STRING_WIDTHS:
-            out[name] = np.asarray(values, dtype=str)
-        else:
-            out[name] = values
-    return out
