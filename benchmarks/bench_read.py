@@ -41,8 +41,8 @@ from miex_gen.shards import DatasetReader, ShardWriter, collate, shard_name  # n
 
 # name -> (compression, fletcher32)
 STORES = {
-    "none": ("none", False),  # the default
-    "none+fletcher32": ("none", True),
+    "none": ("none", False),
+    "none+fletcher32": ("none", True),  # the default
     "lzf": ("lzf", False),
     "gzip:1": ("gzip:1", False),
     "gzip:6": ("gzip:6", False),
