@@ -7,43 +7,19 @@ from typing import Any
 
 import click
 
-from .main import KindPath, common_options, console, err_console
+from .main import KindPath, common_options, console, err_console, parse_key_values
 
 REAL_KINDS = ("megc2019", "casme2", "samm", "smic")
-
-
-def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; values parsed as TOML scalars (numbers, booleans), else kept as strings."""
-    import tomllib
-
-    from miex_gen.errors import ConfigError
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{option} {pair!r} is not KEY=VALUE")
-        try:
-            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 def _config_tables(path: Path | None) -> dict[str, dict[str, Any]]:
     """``[evaluate]``, ``[train]`` and ``[pretrain]`` tables of the --config TOML file."""
     if path is None:
         return {}
-    import tomllib
-
     from miex_gen.errors import ConfigError
+    from miex_gen.fileio import read_toml
 
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("config file not found", path=path) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", path=path) from exc
+    data = read_toml(path)
     unknown = set(data) - {"evaluate", "train", "pretrain"}
     if unknown:
         raise ConfigError(f"unknown table(s) {', '.join(sorted(unknown))} in the config",
@@ -110,7 +86,7 @@ def evaluate(common: Any, protocol: str | None, model: str | None, data: tuple[A
 
     tables = _config_tables(common.config)
     values: dict[str, Any] = dict(tables.get("evaluate", {}))
-    train = {**tables.get("train", {}), **_key_values(train_option, "--train-option")}
+    train = {**tables.get("train", {}), **parse_key_values(train_option, "--train-option")}
     pre = dict(tables.get("pretrain", {}))
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)):
         if value is not None:
@@ -119,7 +95,7 @@ def evaluate(common: Any, protocol: str | None, model: str | None, data: tuple[A
         if value is not None:
             pre[key] = value
     if model_option:
-        train["model_options"] = {**train.get("model_options", {}), **_key_values(model_option, "--model-option")}
+        train["model_options"] = {**train.get("model_options", {}), **parse_key_values(model_option, "--model-option")}
     for key, value in (("protocol", protocol), ("model", model), ("folds", folds), ("jobs", jobs),
                        ("holdout_fraction", holdout_fraction), ("val_fraction", val_fraction),
                        ("num_workers", workers)):

@@ -8,27 +8,9 @@ from typing import Any
 
 import click
 
-from .main import KindPath, common_options, console
+from .main import KindPath, common_options, console, parse_key_values
 
 DATA_KINDS = ("shards", "casme2", "samm", "smic", "megc2019")  # mirrors recognizers.data.open.DATA_KINDS
-
-
-def _model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``key=value`` pairs; values parsed as TOML scalars (numbers, booleans, strings)."""
-    import tomllib
-
-    from miex_gen.errors import ConfigError
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--model-option {pair!r} is not KEY=VALUE")
-        try:
-            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 def _open_all(values: tuple[Any, ...], crop_size: int) -> Any:
@@ -94,7 +76,7 @@ def train(common: Any, model: str | None, data: tuple[Any, ...], val_data: tuple
     if "model" not in values:
         raise ConfigError("no model given", hint="pass --model NAME (branches, apex, off_apexnet, ststnet, frl_dgt)")
     options = dict(values.get("model_options") or {})
-    options.update(_model_options(model_option))
+    options.update(parse_key_values(model_option, "--model-option"))
     if pretrained is not None:
         options["pretrained"] = str(pretrained)
     values["model_options"] = options

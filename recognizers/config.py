@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from miex_gen.errors import ConfigError
+from miex_gen.fileio import read_toml
 
 from .data.dataset import DataOptions
 from .data.flow import METHODS, FlowConfig
@@ -153,12 +153,7 @@ MODEL_RECIPES: dict[str, dict[str, Any]] = {
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """The ``[train]`` table of a TOML file (or the whole file when it has no such table)."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("config file not found", path=path) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", path=path) from exc
+    data = read_toml(path)
     table = data.get("train", data)
     if not isinstance(table, dict):
         raise ConfigError("[train] must be a table", path=path)
