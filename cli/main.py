@@ -115,6 +115,20 @@ class KindPath(click.ParamType):
         return KindPathValue(kind, resolved)
 
 
+def parse_key_values(pairs: tuple[str, ...] | list[str], option: str) -> dict[str, Any]:
+    """``KEY=VALUE`` options (``--model-option``, ``-O``): values read as TOML scalars, else strings."""
+    from miex_gen.errors import ConfigError
+    from miex_gen.fileio import parse_toml_scalar
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = str(pair).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option} {pair!r} is not KEY=VALUE")
+        out[key.strip()] = parse_toml_scalar(value)
+    return out
+
+
 def _verbosity(ctx: click.Context) -> int:
     common = ctx.meta.get(_COMMON_KEY)
     if common is not None:

@@ -7,18 +7,7 @@ from typing import Any
 
 import click
 
-from .main import CommonOptions, common_options, console
-
-
-def _option_value(text: str) -> Any:
-    """``-O`` values: JSON scalars when they parse (1, 0.5, true, null), else the string."""
-    import json
-
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return text
-    return value if isinstance(value, (int, float, bool, str)) or value is None else text
+from .main import CommonOptions, common_options, console, parse_key_values
 
 
 @click.command("render")
@@ -54,12 +43,7 @@ def render(common: CommonOptions, face: Path, aus: tuple[str, ...], sweep: str |
     from miex_gen.render import get_renderer
     from miex_gen.render.preview import parse_au_assignments, render_preview, save_preview, sweep_aus
 
-    options: dict[str, Any] = {"device": common.device}
-    for item in renderer_options:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"-O {item!r} is not KEY=VALUE", hint="e.g. -O compat=official")
-        options[key.strip()] = _option_value(value.strip())
+    options: dict[str, Any] = {"device": common.device, **parse_key_values(renderer_options, "-O")}
     if checkpoint is not None:
         options["checkpoint"] = checkpoint
     if image_size is not None:

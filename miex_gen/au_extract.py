@@ -24,6 +24,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,14 +148,19 @@ class FeatAuExtractor:
 
     def __init__(self, *, device: str = "cpu", weights_dir: Path | str | None = None,
                  multitask_weights: Path | str | None = None, face_threshold: float = 0.5, batch_size: int = 4):
-        os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported: never wait on the network
+        os.environ["HF_HUB_OFFLINE"] = "1"  # never wait on the network (read when huggingface_hub is imported)
+        hub_constants = sys.modules.get("huggingface_hub.constants")
+        if hub_constants is not None:  # imported earlier in this process: switch it too
+            hub_constants.HF_HUB_OFFLINE = True
         self.weights = locate_feat_weights(weights_dir, multitask_weights)  # fail fast, before import feat
         self.face_threshold = face_threshold
         self.batch_size = batch_size
         with keep_thread_settings():
             from feat.detector_v2 import Detectorv2  # 12-17 s; sets OMP_NUM_THREADS=1
         try:
-            with _feat_resources(self.weights.cache_dir):
+            # py-feat's RetinaFace constructor calls torch.set_grad_enabled(False) for the whole
+            # process, which would silently stop every later training step: keep our state
+            with keep_thread_settings(), _feat_resources(self.weights.cache_dir):
                 self.detector = Detectorv2(device=device, face_detection_threshold=face_threshold,
                                            identity_model=None, multitask_weights=str(self.weights.multitask))
         except Exception as exc:  # a corrupt or mismatched file: say which
@@ -188,9 +194,7 @@ class FeatAuExtractor:
         return self._collect(fex, len(paths), [Path(p).name for p in paths])
 
     def extract_video(self, path: Path) -> ClipAus:
-        try:
-            from feat.utils.io import video_to_tensor  # noqa: F401  (torchcodec loads FFmpeg lazily)
-
+        try:  # torchcodec loads FFmpeg only when a video is decoded
             fex = self.detector.detect(str(path), data_type="video", batch_size=self.batch_size, progress_bar=False,
                                        face_detection_threshold=self.face_threshold)
         except RuntimeError as exc:
@@ -214,17 +218,19 @@ def _au_column(names: list[str], wanted: str) -> str | None:
 
 @contextlib.contextmanager
 def keep_thread_settings() -> Iterator[None]:
-    """Undo what ``import feat`` does to threads: it sets ``OMP_NUM_THREADS=1`` (halving CPU throughput
-    of this process and of every subprocess it starts) when the variable was unset."""
+    """Undo what py-feat does to process-wide torch state: ``import feat`` sets ``OMP_NUM_THREADS=1``
+    (halving CPU throughput of this process and of every subprocess it starts) when the variable was
+    unset, and its face detectors switch autograd off globally."""
     import torch
 
-    had, threads = os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
+    had, threads, grad = os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads(), torch.is_grad_enabled()
     try:
         yield
     finally:
         if had is None:
             os.environ.pop("OMP_NUM_THREADS", None)
         torch.set_num_threads(threads)
+        torch.set_grad_enabled(grad)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,13 +17,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .aus import CLASS_NAMES
 from .errors import ConfigError
+from .fileio import read_toml, sha256_file  # noqa: F401  (sha256_file re-exported)
 
 SOURCE_KINDS = ("mie", "mae", "exp")
 IDENTITY_KINDS = ("celeba", "emotionnet", "folder", "demo")
@@ -218,12 +218,7 @@ class GenerateConfig:
 
 
 def load_toml_mapping(path: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path)
     return dict(data.get("generate", data))
 
 
@@ -315,14 +310,6 @@ def parse_shard_subset(text: str, num_shards: int | None) -> list[int]:
         raise ConfigError(f"shards: {text!r} asks for shard {max(chosen)} but the plan has {num_shards} shards "
                           f"(0-{num_shards - 1})")
     return sorted(chosen)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def content_hash(content: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from openpyxl import Workbook
 
-from miex_gen.aus import FEAT_AU_NAMES, NUM_AUS, OPENFACE_COLUMNS, to_feat20
+from miex_gen.aus import NUM_AUS, OPENFACE_COLUMNS, to_feat20
 from miex_gen.au_io import write_feat_table
 
 
@@ -41,7 +41,7 @@ def make_casme2(root: Path) -> Path:
     touch_frames(frames / "sub02" / "EP09_01", [f"img{i}.jpg" for i in range(10, 16)])
     touch_frames(frames / "sub02" / "EP03_02", [f"img{i}.jpg" for i in range(1, 5)])
     touch_frames(frames / "sub04" / "EP12_01f", [f"img{i}.jpg" for i in range(30, 41)])
-    touch_frames(frames / "sub03" / "EP01_01", [f"img{i}.jpg" for i in range(5, 9)])
+    touch_frames(frames / "sub03" / "EP01_2", [f"img{i}.jpg" for i in range(5, 9)])
     touch_frames(root / "Cropped" / "sub01" / "EP02_01f", [f"reg_img{i}.jpg" for i in range(46, 61)])
     header = ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None, "Action Units",
               "Estimated Emotion"]
@@ -51,7 +51,7 @@ def make_casme2(root: Path) -> Path:
         [1, "EP19_05f", None, 98, "/", 102, None, "4", "disgust"],
         [2, "EP09_01", None, 10, 12, 15, None, "14", "repression"],
         [2, "EP03_02", None, 1, 2, 4, None, "1+2", "others"],
-        [3, "EP01_01", None, 1, 6, 8, None, "4", "disgust"],  # onset frame img1 does not exist
+        [3, "EP01_2", None, 1, 6, 8, None, "1+2", "surprise"],  # onset frame img1 does not exist
         [4, "EP12_01f", None, 30, 35, 20, None, "4", "surprise"],  # offset typo
     ])
     return root
@@ -165,5 +165,3 @@ def write_openface_csv(path: Path, aus: np.ndarray, success: np.ndarray | None =
     path.write_text("\n".join(lines) + "\n")
     return path
 
-
-FEAT_AU_COLUMNS = FEAT_AU_NAMES

@@ -30,7 +30,7 @@ def make_samples(n: int, seed: int, start: int = 0) -> dict:
         "clip": [f"EP0{i}_ñ" for i in range(n)],
         "onset_frame": rng.integers(-1, 100, size=n),
         "apex_frame": rng.integers(-1, 100, size=n),
-        "sample_seed": rng.integers(0, 2**63, size=n, dtype=np.uint64) * np.uint64(2),
+        "sample_seed": rng.integers(2**62, 2**63, size=n, dtype=np.uint64),
         "sample_index": np.arange(start, start + n),
         "render_meta": [{"path": "mesh", "k": i, "ok": True} for i in range(n)],
     }

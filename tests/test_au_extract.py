@@ -24,7 +24,7 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def _frames(folder: Path, source: Path, names: list[str], size: int = 96) -> Path:
+def _frames(folder: Path, source: Path, names: list[str], size: int = 64) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     image = Image.open(source).convert("RGB").resize((size, size))
     for i, name in enumerate(names):
@@ -78,8 +78,8 @@ def _hf_tree(root: Path, repo: str, commit: str, filename: str) -> Path:
 def standin_weights(tmp_path_factory):
     """Random-init RetinaFace and multitask checkpoints in the HF cache layout (the one `import feat`).
 
-    The RetinaFace class head is set so that only the coarsest anchors fire (a few boxes per image,
-    deterministic); the multitask model uses a small ConvNeXt-V2 backbone and narrow heads so that
+    The RetinaFace class head is set so that only the coarsest (256-px) anchors fire: on the 64-px test
+    frames that is one face per frame, deterministic. The multitask model uses a small ConvNeXt-V2 backbone and narrow heads so that
     a CPU test stays fast. Both load through py-feat's own code paths.
     """
     import dataclasses
@@ -152,3 +152,4 @@ def test_extract_real_detector_offline_on_standin_weights(tmp_path, feat_test_da
     # nothing was written into py-feat's installed resources
     assert sorted(p.name for p in feat_resource_dir().iterdir()) == resources_before
     assert torch_threads_before == torch.get_num_threads()
+    assert torch.is_grad_enabled(), "py-feat's detectors must not switch autograd off for the process"

@@ -44,6 +44,14 @@ def test_mie_onset_and_apex_from_annotated_frames(megc):
     assert pool.kind == "mie" and pool.attrs["seed"] == 3
 
 
+def test_mie_pool_file_is_byte_reproducible(megc, tmp_path):
+    clips, au_dir, _ = megc
+    build_mie_pool(clips, au_dir, seed=3).save(tmp_path / "a.h5")
+    build_mie_pool(clips, au_dir, seed=3).save(tmp_path / "b.h5")
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+    assert AuPool.load(tmp_path / "a.h5").arrays_equal(build_mie_pool(clips, au_dir, seed=3))
+
+
 def test_mie_failed_tracker_frame_and_missing_table_are_reported(megc, tmp_path):
     clips, _, _ = megc
     au_dir = tmp_path / "aus"

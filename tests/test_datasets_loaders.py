@@ -56,7 +56,7 @@ def test_casme2_offset_typo_falls_back_to_last_frame(casme2):
 
 def test_casme2_absent_frames_reported_not_crashing(casme2):
     clips = load_casme2(casme2)
-    assert "EP01_01" not in by_clip(clips)
+    assert "EP01_2" not in by_clip(clips)
     assert len(clips.skipped) == 1 and "row 6" in clips.skipped[0].where and "onset frame 1" in clips.skipped[0].reason
     with pytest.raises(DataError, match="row 6"):
         load_casme2(casme2, strict=True)
@@ -143,6 +143,10 @@ def test_megc2019_labels_from_ground_truth_and_missing_clips_reported(tmp_path):
     assert keys[("samm", "006", "006_1_2")].label == 0  # GT label wins over the sheet's "Happiness" fixture
     assert keys[("smic", "s01", "s01_ne_01")].label == 0
     assert len(clips) + len(clips.skipped) == 442
+    # a GT clip whose sheet row references an absent frame says so
+    skip = next(s for s in clips.skipped if s.key == ("casme2", "sub03", "EP01_2"))
+    assert "row 6" in skip.reason and "onset frame 1" in skip.reason
+    assert ("samm", "006", "006_1_3") in keys and keys[("samm", "006", "006_1_3")].apex is None
     with pytest.raises(DataError, match="combined_3class_gt.csv"):
         load_megc2019(tmp_path, strict=True)
     with pytest.raises(DataError, match="has no casme2 folder"):

@@ -37,11 +37,21 @@ def test_canonical_keys():
     assert canonical_subject("samm", "6") == "006"
     assert canonical_subject("samm", 6.0) == "006"
     assert canonical_subject("smic", "s1") == "s01"
+    assert canonical_subject("mmew", 3) == canonical_subject("mmew", "s03") == "S03"
     assert canonical_clip("smic", "s1_ne_3") == "s01_ne_03"
     assert canonical_clip("casme2", "EP09_01") == "EP09_01"  # kept verbatim (no trailing f)
     assert canonical_key("samm", 32, "032_3_1") == ("samm", "032", "032_3_1")
     with pytest.raises(DataError, match="subject id"):
         canonical_subject("samm", "abc")
+
+
+def test_release_folders_reverse_the_canonical_keys():
+    from miex_gen.datasets.megc2019 import release_folder
+
+    assert release_folder(("smic", "s01", "s01_ne_01")) == "s1/micro/negative/s1_ne_01"
+    assert release_folder(("samm", "006", "006_1_2")) == "006/006_1_2"
+    assert release_folder(("casme2", "sub01", "EP02_01f")) == "sub01/EP02_01f"
+    assert len({release_folder(r.key) for r in load_ground_truth()}) == 442
 
 
 def test_bad_ground_truth_file_names_line(tmp_path):

@@ -23,7 +23,7 @@ from miex_gen.render.base import get_renderer
 from miex_gen.render.ganimation import GANimationRenderer, to_uint8
 
 SMALL = 8  # conv_dim of the test networks: same code path, ~1/64 of the compute
-SIZE = 32  # image_size of the test renders (the network is fully convolutional)
+SIZE = 32  # input_size of the test renders (the network is fully convolutional)
 
 # GANIMATION.md section 5.4, copied key by key
 REPLICATE_KEYS = [
@@ -229,11 +229,11 @@ def test_each_dialect_prefix_and_serialisation_loads(tmp_path: Path, replicate_s
             loaded = net.state_dict()
             assert list(loaded) == list(state) and all(torch.equal(loaded[k], state[k]) for k in state)
         # the renderer reads the same files and records the hash of the bytes it loaded
-        renderer = GANimationRenderer(tmp_path / f"{dialect}_module_legacy.pth", device="cpu", image_size=SIZE)
+        renderer = GANimationRenderer(tmp_path / f"{dialect}_module_legacy.pth", device="cpu", input_size=SIZE)
         assert renderer.describe()["dialect"] == dialect
         assert renderer.weights_sha256 == load_generator(tmp_path / f"{dialect}_module_legacy.pth")[1].sha256
         assert renderer.weights_sha256 != load_generator(tmp_path / f"{dialect}_plain.pth")[1].sha256
-        direct = _render(GANimationRenderer(state, device="cpu", image_size=SIZE), _faces(1), _aus(1, 2))
+        direct = _render(GANimationRenderer(state, device="cpu", input_size=SIZE), _faces(1), _aus(1, 2))
         np.testing.assert_array_equal(_render(renderer, _faces(1), _aus(1, 2)), direct)
 
 
@@ -301,8 +301,8 @@ def test_replicate_converts_exactly_to_official(replicate_state: OrderedDict) ->
         out_off = compose(x, *off_net.eval()(x, a))
     assert float((out_rep - out_off).abs().max()) <= 1e-4
     # through the renderer: the same frames up to a rounding flip
-    frames_rep = _render(GANimationRenderer(replicate_state, device="cpu", image_size=SIZE), _faces(), _aus())
-    frames_off = _render(GANimationRenderer(official, device="cpu", image_size=SIZE), _faces(), _aus())
+    frames_rep = _render(GANimationRenderer(replicate_state, device="cpu", input_size=SIZE), _faces(), _aus())
+    frames_off = _render(GANimationRenderer(official, device="cpu", input_size=SIZE), _faces(), _aus())
     assert np.abs(frames_rep.astype(int) - frames_off.astype(int)).max() <= 1
     # and back, because every norm of a converted file is exactly the identity
     back = convert_official_to_replicate(official)
@@ -329,7 +329,7 @@ def test_conversion_checks_its_input(replicate_state: OrderedDict) -> None:
 
 
 def test_render_matches_the_documented_formula(replicate_state: OrderedDict) -> None:
-    renderer = get_renderer("ganimation", checkpoint=replicate_state, device="cpu", image_size=SIZE)
+    renderer = get_renderer("ganimation", checkpoint=replicate_state, device="cpu", input_size=SIZE)
     faces, aus = _faces(), _aus(2, 3)
     prepared = [renderer.prepare(f, detect=False) for f in faces]
     frames = renderer.render(prepared, aus).frames
@@ -352,16 +352,16 @@ def test_render_matches_the_documented_formula(replicate_state: OrderedDict) -> 
 
 def test_render_is_deterministic_and_grouping_independent(replicate_state: OrderedDict) -> None:
     faces, aus = _faces(3), _aus(3, 3)
-    renderer = GANimationRenderer(replicate_state, device="cpu", image_size=SIZE, batch_size=4)
+    renderer = GANimationRenderer(replicate_state, device="cpu", input_size=SIZE, batch_size=4)
     together = _render(renderer, faces, aus)
     np.testing.assert_array_equal(together, _render(renderer, faces, aus))
-    fresh = GANimationRenderer(replicate_state, device="cpu", image_size=SIZE, batch_size=4)
+    fresh = GANimationRenderer(replicate_state, device="cpu", input_size=SIZE, batch_size=4)
     np.testing.assert_array_equal(together, _render(fresh, faces, aus))
     # a sample's frames do not depend on the other samples of the call
     for b in range(3):
         np.testing.assert_array_equal(_render(renderer, faces[b:b + 1], aus[b:b + 1])[0], together[b])
     # another batch size: the same frames up to a rare one-level rounding flip
-    other = _render(GANimationRenderer(replicate_state, device="cpu", image_size=SIZE, batch_size=1), faces, aus)
+    other = _render(GANimationRenderer(replicate_state, device="cpu", input_size=SIZE, batch_size=1), faces, aus)
     assert np.abs(other.astype(int) - together.astype(int)).max() <= 1
     assert (other != together).mean() < 1e-3
 
@@ -377,12 +377,12 @@ def test_uint8_formulas() -> None:
 
 def test_options_change_what_they_should(replicate_state: OrderedDict) -> None:
     faces, aus = _faces(1), _aus(1, 2)
-    base = _render(GANimationRenderer(replicate_state, device="cpu", image_size=SIZE), faces, aus)
-    saturated = _render(GANimationRenderer(replicate_state, device="cpu", image_size=SIZE, saturate_mask=True), faces, aus)
-    official = _render(GANimationRenderer(replicate_state, device="cpu", image_size=SIZE, compat="official"), faces, aus)
+    base = _render(GANimationRenderer(replicate_state, device="cpu", input_size=SIZE), faces, aus)
+    saturated = _render(GANimationRenderer(replicate_state, device="cpu", input_size=SIZE, saturate_mask=True), faces, aus)
+    official = _render(GANimationRenderer(replicate_state, device="cpu", input_size=SIZE, compat="official"), faces, aus)
     assert not np.array_equal(base, saturated)
     assert 0 < np.abs(base.astype(int) - official.astype(int)).max() <= 2
-    renderer = GANimationRenderer(replicate_state, device="cpu", image_size=SIZE, amp=True)  # CUDA only: ignored on CPU
+    renderer = GANimationRenderer(replicate_state, device="cpu", input_size=SIZE, amp=True)  # CUDA only: ignored on CPU
     assert renderer.describe()["amp"] is False
     np.testing.assert_array_equal(_render(renderer, faces, aus), base)
     with pytest.raises(ConfigError):
@@ -392,7 +392,7 @@ def test_options_change_what_they_should(replicate_state: OrderedDict) -> None:
 
 
 def test_calibrate_picks_one_of_the_sizes(replicate_state: OrderedDict) -> None:
-    renderer = GANimationRenderer(replicate_state, device="cpu", image_size=SIZE, batch_size="calibrate")
+    renderer = GANimationRenderer(replicate_state, device="cpu", input_size=SIZE, batch_size="calibrate")
     assert renderer.calibrate((1, 2), seconds=0.01) in (1, 2)
 
 
@@ -402,7 +402,7 @@ def test_prepare_detects_and_crops_a_real_face(feat_test_data: Path, replicate_s
     photo = load_image(feat_test_data / "single_face.jpg")
     default = GANimationRenderer(replicate_state, device="cpu")  # GANimation's training crop: 128 x 128
     assert default.input_size == 128 and default.prepare(photo).face.shape == (128, 128, 3)
-    renderer = GANimationRenderer(replicate_state, device="cpu", image_size=SIZE)
+    renderer = GANimationRenderer(replicate_state, device="cpu", input_size=SIZE)
     prepared = renderer.prepare(photo)
     assert prepared.face.shape == (SIZE, SIZE, 3)
     assert prepared.meta["crop"] == "detected" and prepared.meta["box"]["detector"].startswith("mediapipe")

@@ -30,15 +30,29 @@ def dataset(tmp_path) -> tuple[Path, dict]:
     return d, concat(write_dataset(d))
 
 
+def test_compression_specs():
+    from miex_gen.errors import ConfigError
+    from miex_gen.shards import Compression
+
+    assert str(Compression.parse(None)) == "none+fletcher32"  # the default
+    assert str(Compression.parse("gzip")) == "gzip:1+fletcher32"
+    assert str(Compression.parse("lzf+nofletcher32")) == "lzf"
+    assert Compression.parse("gzip:6", checksum=False).h5py_kwargs() == {
+        "fletcher32": False, "compression": "gzip", "compression_opts": 6}
+    for bad in ("zstd", "gzip:12", "none:3"):
+        with pytest.raises(ConfigError, match="compression"):
+            Compression.parse(bad)
+
+
 def test_shard_name():
     assert shard_name(0) == "shard-00000.h5"
     assert shard_name(123456) == "shard-123456.h5"
 
 
-@pytest.mark.parametrize("compression", ["none", "none+fletcher32", "gzip:1", "lzf"])
-def test_round_trip_is_bit_exact(tmp_path, compression):
-    d = tmp_path / compression.replace(":", "")
-    expected = concat(write_dataset(d, compression=compression))
+@pytest.mark.parametrize("compression,checksum", [("none", True), ("none", False), ("gzip:1", True), ("lzf", False)])
+def test_round_trip_is_bit_exact(tmp_path, compression, checksum):
+    d = tmp_path / "ds"
+    expected = concat(write_dataset(d, compression=compression, checksum=checksum))
     r = DatasetReader(d)
     assert len(r) == 9 and r.attrs["format_version"] == 1 and r.class_names == ("negative", "positive", "surprise")
     assert json.loads(r.attrs["config"])["seed"] == 1
@@ -59,6 +73,12 @@ def test_round_trip_is_bit_exact(tmp_path, compression):
     np.testing.assert_array_equal(batch["sample_index"], order)
     assert list(batch["clip"]) == [expected["clip"][i] for i in order]
     assert [json.loads(m) for m in batch["render_meta"]] == [expected["render_meta"][i] for i in order]
+    view = r.__getitems__(order)  # what a DataLoader with batch_size / batch_sampler gets
+    assert len(view) == 6 and view[3]["render_meta"] == expected["render_meta"][5]
+    np.testing.assert_array_equal(collate(view)["frames"].numpy(), expected["frames"][order])
+    out = np.empty((3, T, H, W, 3), np.uint8)
+    assert r.read_batch([3, 4, 5], frames_out=out)["frames"] is out  # in place across the shard boundary
+    np.testing.assert_array_equal(out, expected["frames"][3:6])
     table = r.table()
     assert "frames" not in table and list(table["shard"]) == [0] * 5 + [1] * 4
     np.testing.assert_array_equal(table["label"], expected["label"])
@@ -74,7 +94,8 @@ def test_writer_rejects_bad_samples_with_field_names(tmp_path):
                               ({"apex_index": T}, "apex_index"), ({"source_kind": "real"}, "source_kind"),
                               ({"frames": row["frames"].astype(np.float32)}, "uint8"),
                               ({"frames": row["frames"][:, :8]}, "shape"), ({"clip": "x" * 200}, "clip"),
-                              ({"render_meta": {"x": object()}}, "render_meta")]:
+                              ({"render_meta": {"x": object()}}, "render_meta"),
+                              ({"sample_seed": 2**63}, "sample_seed")]:
             with pytest.raises(DataError, match=match):
                 w.append(**{**row, **change})
         w.append(**row)
@@ -132,7 +153,7 @@ def _fields(problems) -> set[tuple[str, str]]:
 
 @pytest.mark.parametrize("checksum", [False, True])
 def test_validate_catches_flipped_byte_in_frames(tmp_path, checksum):
-    """Default: the manifest's SHA-256 catches it; with fletcher32 also the frame read itself."""
+    """The manifest's SHA-256 always catches it; fletcher32 (the default) also the frame read itself."""
     d = tmp_path / "ds"
     write_dataset(d, checksum=checksum)
     path = d / shard_name(1)
@@ -314,6 +335,8 @@ def test_reader_in_dataloader_workers(dataset, context):
                                   multiprocessing_context=context, collate_fn=collate))
         loaders.append(DataLoader(_PerSample(r), batch_size=4, shuffle=True, num_workers=2,
                                   multiprocessing_context=context, collate_fn=collate))
+        loaders.append(DataLoader(r, batch_size=4, shuffle=True, num_workers=2,  # torch's default_collate
+                                  multiprocessing_context=context))
     for loader in loaders:
         assert _epoch(loader) == want
 

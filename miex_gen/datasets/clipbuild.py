@@ -19,18 +19,19 @@ def clip_from_numbers(dataset: str, subject: str, clip: str, folder: Path, *, on
     A missing or inconsistent offset (a known typo in CASME II and SAMM) falls back to the last
     frame of the folder, with a log line, because clip folders run onset -> offset.
     """
+    key = (dataset, subject, clip)
     if not folder.is_dir():
-        return Skip(where, f"clip folder {folder} does not exist")
+        return Skip(where, f"clip folder {folder} does not exist", key)
     frames = list_frames(folder)
     if not frames:
-        return Skip(where, f"clip folder {folder} holds no image files")
+        return Skip(where, f"clip folder {folder} holds no image files", key)
     index = frame_index_map(frames)
     if onset is None:
         onset_i = 0
     elif onset in index:
         onset_i = index[onset]
     else:
-        return Skip(where, f"onset frame {onset} is not among the {len(frames)} frames in {folder}")
+        return Skip(where, f"onset frame {onset} is not among the {len(frames)} frames in {folder}", key)
     if offset is not None and offset in index and index[offset] >= onset_i:
         offset_i = index[offset]
     else:
@@ -40,10 +41,10 @@ def clip_from_numbers(dataset: str, subject: str, clip: str, folder: Path, *, on
     apex_i: int | None = None
     if apex is not None:
         if apex not in index:
-            return Skip(where, f"apex frame {apex} is not among the frames in {folder}")
+            return Skip(where, f"apex frame {apex} is not among the frames in {folder}", key)
         apex_i = index[apex]
         if not onset_i <= apex_i <= offset_i:
-            return Skip(where, f"apex frame {apex} lies outside onset {onset} .. offset {offset}")
+            return Skip(where, f"apex frame {apex} lies outside onset {onset} .. offset {offset}", key)
     else:
         apex_source = "none"
     return ClipRecord(dataset, subject, clip, frames, onset_i, apex_i, offset_i, emotion, label, apex_source)

@@ -86,6 +86,20 @@ def load_ground_truth() -> list[GroundTruthRow]:
     return list(_shipped())
 
 
+def release_folder(key: ClipKey) -> str:
+    """The clip's folder in its original release, relative to the frames root (MER_PROTOCOL.md §2.1):
+    ``sub01/EP02_01f``, ``006/006_1_2``, ``s1/micro/negative/s1_ne_01``."""
+    dataset, subject, clip = key
+    if dataset == "smic":
+        number, code, index = clip.split("_")
+        emotion = {"ne": "negative", "po": "positive", "sur": "surprise"}[code]
+        short = f"s{int(number[1:])}"
+        return f"{short}/micro/{emotion}/{short}_{code}_{index}"
+    if dataset in ("casme2", "samm"):
+        return f"{subject}/{clip}"
+    raise DataError(f"no release folder rule for dataset {dataset!r}")
+
+
 def ground_truth_labels() -> dict[ClipKey, int]:
     """``{(dataset, subject, clip): label}`` for the 442 samples."""
     return {row.key: row.label for row in _shipped()}
@@ -137,13 +151,14 @@ def load_megc2019(root: Path | str, *, smic_apex_file: Path | str | None = None,
         "smic": load_smic(dataset_root(root, "smic"), apex_file=smic_apex_file, cropped=cropped),
     }
     by_key = {rec.key: rec for clips in loaded.values() for rec in clips}
-    not_on_disk = {s.where: s for clips in loaded.values() for s in clips.skipped}
+    problems = {s.key: s for clips in loaded.values() for s in clips.skipped if s.key is not None}
     records, skipped = [], []
     for row in _shipped():
         rec = by_key.get(row.key)
         if rec is None:
-            reason = next((s.reason for w, s in not_on_disk.items() if row.clip in w), "clip not found on disk")
-            skipped.append(Skip(f"{GT_FILE} {'/'.join(row.key)}", reason))
+            problem = problems.get(row.key)
+            reason = f"{problem.where}: {problem.reason}" if problem else "clip not found in the dataset's annotation/folders"
+            skipped.append(Skip(f"{GT_FILE} {'/'.join(row.key)}", reason, row.key))
             continue
         records.append(replace(rec, label=row.label))
     return finish(records, skipped, source=str(root), strict=strict)

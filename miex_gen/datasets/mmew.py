@@ -19,7 +19,9 @@ from pathlib import Path
 
 from ..errors import DataError
 from .clipbuild import clip_from_numbers
-from .records import ClipList, ClipRecord, Skip, emotion_to_label, finish, list_frames, require_dir
+from .records import (
+    ClipList, ClipRecord, Skip, canonical_subject, emotion_to_label, finish, list_frames, require_dir,
+)
 from .sheets import as_int, read_table
 
 DATASET = "mmew"
@@ -34,8 +36,7 @@ COLUMNS = {
 
 
 def mmew_subject(value: object) -> str:
-    number = as_int(value)
-    return f"S{number:02d}" if number is not None else str(value).strip().upper()
+    return canonical_subject(DATASET, value)
 
 
 def load_mmew(root: Path | str, kind: str = "micro", *, annotation: Path | str | None = None,

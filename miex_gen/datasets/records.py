@@ -95,6 +95,7 @@ class Skip:
 
     where: str
     reason: str
+    key: ClipKey | None = None  # the clip's canonical key when it is known
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}"
@@ -139,13 +140,17 @@ def _subject_number(dataset: str, subject: object) -> int:
 
 
 def canonical_subject(dataset: str, subject: object) -> str:
-    """``casme2`` -> ``sub%02d``, ``samm`` -> ``%03d``, ``smic`` -> ``s%02d``; others unchanged (stripped)."""
+    """``casme2`` -> ``sub%02d``, ``samm`` -> ``%03d``, ``smic`` -> ``s%02d``, ``mmew`` -> ``S%02d``;
+    other datasets keep their folder names (``S005``, ``P001``)."""
     if dataset == "casme2":
         return f"sub{_subject_number(dataset, subject):02d}"
     if dataset == "samm":
         return f"{_subject_number(dataset, subject):03d}"
     if dataset == "smic":
         return f"s{_subject_number(dataset, subject):02d}"
+    if dataset == "mmew":  # sheets give numbers, clip names S01-...: one form, S%02d
+        text = str(int(subject) if isinstance(subject, float) and subject.is_integer() else subject).strip()
+        return f"S{int(text):02d}" if text.isdigit() else text.upper()
     if isinstance(subject, float) and subject.is_integer():
         subject = int(subject)
     return str(subject).strip()

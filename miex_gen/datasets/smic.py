@@ -88,13 +88,14 @@ def load_smic(root: Path | str, *, apex_file: Path | str | None = None, camera: 
                     continue
                 frames = list_frames(clip_dir)
                 if not frames:
-                    skipped.append(Skip(where, "no image files"))
+                    skipped.append(Skip(where, "no image files", (DATASET, subject, clip)))
                     continue
                 offset = len(frames) - 1
                 if clip in apexes:
                     index = frame_index_map(frames)
                     if apexes[clip] not in index:
-                        skipped.append(Skip(where, f"apex frame {apexes[clip]} from {apex_file} is not in the folder"))
+                        skipped.append(Skip(where, f"apex frame {apexes[clip]} from {apex_file} is not in the folder",
+                                            (DATASET, subject, clip)))
                         continue
                     apex, source = index[apexes[clip]], "file"
                 else:

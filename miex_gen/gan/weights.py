@@ -32,6 +32,7 @@ import torch
 
 from ..aus import NUM_AUS
 from ..errors import CheckpointError
+from ..fileio import sha256_file
 from .networks import DIALECTS, Generator, expected_shapes
 
 GENERATOR_FILES = "<epoch>_net_gen.pth (replicate) or net_epoch_<N>_id_G.pth (official)"
@@ -48,14 +49,6 @@ class GeneratorInfo:
     sha256: str | None  # of the file's bytes (None for an in-memory state dict)
     path: str | None
     stripped_module_prefix: bool = False
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sha256_state_dict(state_dict: Mapping[str, torch.Tensor]) -> str:

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..aus import FEAT_AU_NAMES, FEAT_TO_OPENFACE, NUM_AUS, check_aus, to_feat20
 from ..errors import DependencyError, FormatError
-from .resources import feat_resource, file_sha256
+from ..fileio import sha256_file
+from .resources import feat_resource
 
 MODEL_FILE = "au_to_mesh_pls_v4.npz"
 NUM_VERTICES = 478
@@ -78,5 +79,5 @@ def load_au_mesh_model(path: str | Path | None = None) -> AuMeshModel:
         neutral=np.ascontiguousarray(neutral, dtype=np.float32),
         basis=np.ascontiguousarray(basis, dtype=np.float32),
         name=card,
-        sha256=file_sha256(file),
+        sha256=sha256_file(file),
     )

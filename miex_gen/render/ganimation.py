@@ -233,6 +233,12 @@ class GANimationRenderer(Renderer):
         return {**p.meta, "dialect": self.info.dialect}
 
     @property
+    def default_batch_size(self) -> int:
+        """Samples per ``render`` call that fill one generator call with onset/apex pairs
+        (what ``miex generate`` uses unless told otherwise): no padding is wasted."""
+        return max(1, self.batch_size // 2)
+
+    @property
     def batch_size(self) -> int:
         """Frames per generator call (see the class doc)."""
         if self._batch_size is None:

@@ -23,6 +23,7 @@ would have to vanish). Renderers report the factor.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -41,7 +42,7 @@ class WarpField:
     points: np.ndarray  # float64 [K + A, 2]: those landmarks, then the A fixed border anchors
     simplices: np.ndarray  # int64 [M, 3] into ``points``, counter-clockwise in (x, y)
     neighbours: np.ndarray  # int64 [M, 3]: triangle across the edge opposite corner i (-1: none)
-    pixel_triangle: np.ndarray  # int32 [h * w]: neutral triangle of each pixel centre
+    pixel_triangle: np.ndarray  # int16 [h * w]: neutral triangle of each pixel centre
     min_area_ratio: float = DEFAULT_MIN_AREA_RATIO
     max_walk: int = 64
 
@@ -60,13 +61,6 @@ class WarpField:
         full = np.zeros(disp.shape[:-2] + self.points.shape, dtype=np.float64)
         full[..., : self.num_controls, :] = disp
         return full
-
-    def _grid(self) -> np.ndarray:
-        """float32 [h * w, 2] pixel centres, built once per field."""
-        grid = self.__dict__.get("_grid_cache")
-        if grid is None:
-            grid = self.__dict__["_grid_cache"] = _pixel_grid(self.height, self.width).reshape(-1, 2)
-        return grid
 
     def clamp_factors(self, displacements: np.ndarray) -> np.ndarray:
         """float64 [F]: for each frame [F, K, 2], the largest ``t`` in (0, 1] such that moving by
@@ -102,7 +96,7 @@ class WarpField:
         back to the neutral triangle.
         """
         d = self._full(displacement)
-        grid = self._grid().copy()
+        grid = _flat_grid(self.height, self.width).copy()
         moving = np.any(d[self.simplices] != 0, axis=(1, 2))
         pixels = np.flatnonzero(moving[self.pixel_triangle])
         if len(pixels) == 0:
@@ -187,6 +181,14 @@ def _pixel_grid(height: int, width: int) -> np.ndarray:
     return np.stack([xs, ys], axis=-1)
 
 
+@lru_cache(maxsize=8)
+def _flat_grid(height: int, width: int) -> np.ndarray:
+    """Read-only float32 [h * w, 2] pixel centres, shared by every field of that size."""
+    grid = _pixel_grid(height, width).reshape(-1, 2)
+    grid.setflags(write=False)
+    return grid
+
+
 def _neighbours(simplices: np.ndarray) -> np.ndarray:
     """[M, 3]: the triangle sharing the edge opposite each corner, -1 on the hull."""
     m = len(simplices)
@@ -255,8 +257,9 @@ def build_warp_field(points: np.ndarray, usable: np.ndarray, height: int, width:
     lost = np.flatnonzero(pixel_triangle < 0)  # on a degenerate triangle's edge (measure zero)
     if len(lost):
         pixel_triangle[lost] = _locate(ctrl, simplices, grid[lost])
+    index = np.int16 if len(simplices) < np.iinfo(np.int16).max else np.int32  # ~650 triangles at 128 px
     return WarpField(height=height, width=width, vertices=vertices, points=ctrl, simplices=simplices,
-                     neighbours=_neighbours(simplices), pixel_triangle=pixel_triangle,
+                     neighbours=_neighbours(simplices), pixel_triangle=pixel_triangle.astype(index),
                      min_area_ratio=float(min_area_ratio))
 
 

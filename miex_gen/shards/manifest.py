@@ -6,7 +6,6 @@ shards present; ``miex generate`` calls it after the last planned shard.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -16,20 +15,12 @@ import numpy as np
 
 from ..atomic import atomic_write_json
 from ..errors import FormatError
+from ..fileio import sha256_file
 from ..versions import environment_info
 from . import schema
 from .reader import ShardReader
 
 log = logging.getLogger(__name__)
-_HASH_BLOCK = 8 * 1024 * 1024
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _counts(values: np.ndarray, names: list[str] | tuple[str, ...] | None = None) -> dict[str, int]:

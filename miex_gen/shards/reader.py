@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import FormatError
-from ..seeding import numpy_rng
 from . import schema
+from .collate import BatchView, shared_uint8
+from .sampler import ShardBatchSampler
 
 # chunk cache per open dataset: a few chunks of aus / frames
 _RDCC_NBYTES = 4 * 1024 * 1024
@@ -97,6 +98,14 @@ class _Handle:
         self.file = h5py.File(path, "r", rdcc_nbytes=_RDCC_NBYTES)
         self.frames = _RowReader(self.file["frames"])
         self.aus = _RowReader(self.file["aus"])
+
+
+def _output(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    if out is None:
+        return np.empty(shape, dtype=np.uint8)
+    if out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError(f"frames_out must be C-contiguous uint8 {shape}, got {out.dtype} {out.shape}")
+    return out
 
 
 def _runs(sorted_unique: np.ndarray) -> list[tuple[int, int, int]]:
@@ -193,39 +202,49 @@ class ShardReader:
         sample["render_meta"] = json.loads(table["render_meta"][i])
         return sample
 
-    def read_batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
+    def read_batch(self, indices: Sequence[int] | np.ndarray, *, frames_out: np.ndarray | None = None
+                   ) -> dict[str, Any]:
         """Samples ``indices`` stacked, in the order asked (``render_meta`` as JSON text).
 
-        frames: one HDF5 read per run of consecutive indices (HDF5's own multi-block selections
-        are far slower than this loop); aus: one read of the span the batch covers.
+        frames: one HDF5 read per run of consecutive indices, straight into ``frames_out`` (or a
+        new array) when the indices increase (HDF5's own multi-block selections are far slower
+        than this loop); aus: one read of the span the batch covers.
         """
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        for i in idx:
-            self._check_index(int(i))
-        unique, inverse = np.unique(idx, return_inverse=True)
-        frames = np.empty((len(unique),) + self.frame_shape, dtype=np.uint8)
-        aus = np.empty((len(unique), self.num_frames, 17), dtype=np.float32)
+        idx = np.array([self._check_index(int(i)) for i in idx], dtype=np.int64)
+        frames = _output(frames_out, (len(idx),) + self.frame_shape)
         handle = self._open()
-        for pos, first, length in _runs(unique):
-            handle.frames.read_into(frames[pos:pos + length], first, length)
-        # AUs are small: one read of the span covering the batch beats a read per sample
-        lo, hi = (int(unique[0]), int(unique[-1]) + 1) if len(unique) else (0, 0)
-        if (hi - lo) * self.num_frames * 17 * 4 <= _AUS_SPAN_BYTES:
-            span = np.empty((hi - lo, self.num_frames, 17), dtype=np.float32)
-            if hi > lo:
-                handle.aus.read_into(span, lo, hi - lo)
-            aus = span[unique - lo]
+        if len(idx) <= 1 or bool(np.all(np.diff(idx) > 0)):
+            for pos, first, length in _runs(idx):
+                handle.frames.read_into(frames[pos:pos + length], first, length)
         else:
+            unique, inverse = np.unique(idx, return_inverse=True)
+            sorted_frames = np.empty((len(unique),) + self.frame_shape, dtype=np.uint8)
             for pos, first, length in _runs(unique):
-                handle.aus.read_into(aus[pos:pos + length], first, length)
-        if not np.array_equal(inverse, np.arange(len(idx))):
-            frames, aus = frames[inverse], aus[inverse]
+                handle.frames.read_into(sorted_frames[pos:pos + length], first, length)
+            np.take(sorted_frames, inverse, axis=0, out=frames)
+        batch: dict[str, Any] = {"frames": frames, "aus": self._read_aus(handle, idx)}
         table = self.table()
-        batch: dict[str, Any] = {"frames": frames, "aus": aus}
         for name in schema.SCALAR_FIELDS + schema.STRING_FIELDS:
             batch[name] = table[name][idx]
         batch["render_meta"] = table["render_meta"][idx]  # JSON text: parse only what you need
         return batch
+
+    def _read_aus(self, handle: _Handle, idx: np.ndarray) -> np.ndarray:
+        """AUs are small: one read of the span covering the batch beats a read per sample."""
+        shape = (self.num_frames, 17)
+        if len(idx) == 0:
+            return np.empty((0,) + shape, dtype=np.float32)
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        if (hi - lo) * self.num_frames * 17 * 4 <= _AUS_SPAN_BYTES:
+            span = np.empty((hi - lo,) + shape, dtype=np.float32)
+            handle.aus.read_into(span, lo, hi - lo)
+            return span[idx - lo]
+        unique, inverse = np.unique(idx, return_inverse=True)
+        aus = np.empty((len(unique),) + shape, dtype=np.float32)
+        for pos, first, length in _runs(unique):
+            handle.aus.read_into(aus[pos:pos + length], first, length)
+        return aus[inverse]
 
     def _check_index(self, index: int) -> int:
         i = int(index)
@@ -292,39 +311,46 @@ class DatasetReader:
             return self.shards[k][local]
         return self.read_batch(index)
 
-    def read_batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
+    def read_batch(self, indices: Sequence[int] | np.ndarray, *, frames_out: np.ndarray | None = None
+                   ) -> dict[str, Any]:
         """Samples stacked in the order asked; reads grouped per shard (see ShardReader.read_batch)."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         idx = np.where(idx < 0, idx + len(self), idx)
         if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
             raise IndexError(f"batch indices out of range ({len(self)} samples)")
-        if len(idx) == 0:
-            return self.shards[0].read_batch([])
+        frames = _output(frames_out, (len(idx),) + self.frame_shape)
         shard_of = np.searchsorted(self.offsets, idx, side="right") - 1
         ks = np.unique(shard_of)
-        if len(ks) == 1:
-            return self.shards[int(ks[0])].read_batch(idx - self.offsets[ks[0]])
+        if len(ks) <= 1:
+            k = int(ks[0]) if len(ks) else 0
+            return self.shards[k].read_batch(idx - self.offsets[k], frames_out=frames)
         parts, positions = [], []
         for k in ks:
             where = np.flatnonzero(shard_of == k)
-            parts.append(self.shards[int(k)].read_batch(idx[where] - self.offsets[k]))
+            local = idx[where] - self.offsets[k]
+            if where[-1] - where[0] + 1 == len(where):  # a contiguous part of the batch: read in place
+                parts.append(self.shards[int(k)].read_batch(local, frames_out=frames[where[0]:where[-1] + 1]))
+            else:
+                parts.append(self.shards[int(k)].read_batch(local))
+                frames[where] = parts[-1]["frames"]
             positions.append(where)
         order = np.argsort(np.concatenate(positions), kind="stable")
-        return {name: np.concatenate([part[name] for part in parts])[order] for name in schema.ALL_FIELDS}
+        batch = {name: np.concatenate([part[name] for part in parts])[order] for name in schema.ALL_FIELDS
+                 if name != "frames"}
+        return {"frames": frames, **batch}
 
-    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-        """DataLoader hook (auto-collation): one batched read, returned as per-sample dicts."""
-        batch = self.read_batch(indices)
-        out = []
-        for j in range(len(batch["label"])):
-            sample = {name: batch[name][j] for name in schema.ALL_FIELDS}
-            for name in schema.SCALAR_FIELDS:
-                sample[name] = sample[name].item()
-            for name in schema.STRING_FIELDS:
-                sample[name] = str(sample[name])
-            sample["render_meta"] = json.loads(sample["render_meta"])
-            out.append(sample)
-        return out
+    def __getitems__(self, indices: Sequence[int]) -> "BatchView":
+        """DataLoader hook (auto-collation): one batched read, seen as a sequence of sample dicts.
+
+        In a DataLoader worker the frames are read straight into shared memory, so handing the
+        batch to the main process copies nothing (``collate`` uses the stacked batch as is).
+        """
+        frames_tensor = shared_uint8((len(indices),) + self.frame_shape)
+        if frames_tensor is None:
+            return BatchView(self.read_batch(indices))
+        batch = self.read_batch(indices, frames_out=frames_tensor.numpy())
+        batch["frames"] = frames_tensor
+        return BatchView(batch)
 
     def table(self) -> dict[str, np.ndarray]:
         """Per-sample fields except frames/aus for the whole dataset, plus ``shard`` (shard number)."""
@@ -342,84 +368,3 @@ class DatasetReader:
     def close(self) -> None:
         for shard in self.shards:
             shard.close()
-
-
-class ShardBatchSampler:
-    """Batches of global indices for ``DataLoader(batch_sampler=...)`` or ``sampler=..., batch_size=None``.
-
-    Each epoch shuffles the shard order and the samples inside each shard, cuts the concatenation
-    into batches (so a batch spans at most two shards) and shuffles the batch order. The stream
-    depends only on ``seed`` and the epoch (``set_epoch``; each iteration advances it). With
-    ``world_size > 1`` rank r takes every world_size-th batch (equal counts on all ranks).
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, *, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
-        self.batch_size, self.shuffle, self.seed, self.drop_last = int(batch_size), shuffle, int(seed), drop_last
-        self.rank, self.world_size = rank, world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def _all_batches(self, epoch: int) -> list[np.ndarray]:
-        rng = numpy_rng(self.seed, "batch_sampler", epoch)
-        shard_order = rng.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
-        pieces = []
-        for k in shard_order:
-            local = rng.permutation(self.lengths[k]) if self.shuffle else np.arange(self.lengths[k])
-            pieces.append(local + self.offsets[k])
-        flat = np.concatenate(pieces) if pieces else np.array([], dtype=np.int64)
-        batches = [flat[i:i + self.batch_size] for i in range(0, len(flat), self.batch_size)]
-        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
-            batches.pop()
-        if self.shuffle:
-            batches = [batches[i] for i in rng.permutation(len(batches))]
-        if self.world_size > 1:
-            usable = len(batches) - len(batches) % self.world_size
-            batches = batches[self.rank:usable:self.world_size]
-        return batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        batches = self._all_batches(self.epoch)
-        self.epoch += 1
-        for batch in batches:
-            yield np.sort(batch).tolist()
-
-    def __len__(self) -> int:
-        total = int(self.lengths.sum())
-        n = total // self.batch_size if self.drop_last else -(-total // self.batch_size)
-        return n // self.world_size if self.world_size > 1 else n
-
-
-def collate(data: Any) -> dict[str, Any]:
-    """DataLoader ``collate_fn`` for shard samples.
-
-    Accepts a list of sample dicts (per-sample loading) or one batch dict (``reader[list]``).
-    frames, aus and the numeric fields become tensors; text fields stay numpy string arrays
-    (cheap to send between processes); ``render_meta`` stays as it came (dicts per sample, JSON
-    text from a batched read).
-    """
-    import torch
-
-    if isinstance(data, dict):
-        batch = data
-    else:
-        batch = {name: [sample[name] for sample in data] for name in data[0]}
-    out: dict[str, Any] = {}
-    for name, values in batch.items():
-        if name in ("frames", "aus"):
-            out[name] = torch.as_tensor(np.stack(values) if isinstance(values, list) else values)
-        elif name in schema.SCALAR_DTYPES:
-            out[name] = torch.as_tensor(np.asarray(values, dtype=schema.SCALAR_DTYPES[name]))
-        elif name in schema.STRING_WIDTHS:
-            out[name] = np.asarray(values, dtype=str)
-        else:
-            out[name] = values
-    return out

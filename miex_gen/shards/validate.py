@@ -54,6 +54,8 @@ def validate_dataset(path: str | Path, *, check_frames: bool = True) -> list[Pro
     shard, manifest or temp shard file).
     """
     path = Path(path)
+    if path.is_file() and path.name in (schema.INDEX_NAME, schema.MANIFEST_NAME, schema.CARD_NAME):
+        path = path.parent  # these describe the whole directory
     if path.is_file():
         problems = validate_shard(path, check_frames=check_frames)
         manifest_path = path.parent / schema.MANIFEST_NAME

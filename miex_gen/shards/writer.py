@@ -24,7 +24,8 @@ from . import schema
 
 # rows are buffered and written in blocks of about this many frame bytes (one h5py call per field)
 BLOCK_BYTES = 32 * 1024 * 1024
-_U64_MAX = 2**64 - 1
+# stored as uint64, kept below 2**63 so it converts to int64 tensors (derive_seed gives 63-bit seeds)
+_SEED_MAX = 2**63 - 1
 
 
 def _attr_value(name: str, value: Any) -> Any:
@@ -85,7 +86,10 @@ class ShardWriter:
         self.capacity = int(capacity) if capacity else 0
         self.count = 0  # samples appended (written or buffered)
         self._written = 0  # samples in the file
-        self._buffer: list[dict[str, Any]] = []
+        self._buffered = 0  # rows waiting in the block buffers
+        self._frames_block: np.ndarray | None = None
+        self._aus_block: np.ndarray | None = None
+        self._rows: dict[str, list[Any]] = {name: [] for name in schema.TABLE_FIELDS}
         self._block_rows = max(1, BLOCK_BYTES // (self.num_frames * self.height * self.width * 3))
         self._stack: ExitStack | None = None
         self._file: Any = None
@@ -197,64 +201,63 @@ class ShardWriter:
                dataset: str, subject: str, clip: str, onset_frame: int, apex_frame: int, sample_seed: int,
                sample_index: int, render_meta: Mapping[str, Any] | None = None) -> None:
         """Check and add one sample (frames uint8[T,H,W,3], aus float32[T,17] on 0-5)."""
-        if self._stack is None:
-            raise RuntimeError("use ShardWriter as a context manager (or call open()) before append")
-        where = f"{self.path.name} sample {self.count}"
-        row = {
-            "frames": self._check_frames(frames, where),
-            "aus": self._check_aus(aus, where),
-            "label": self._check_int(label, "label", where, 0, len(self.class_names) - 1),
-            "apex_index": self._check_int(apex_index, "apex_index", where, 0, self.num_frames - 1),
-            "onset_frame": self._check_int(onset_frame, "onset_frame", where, -1, 2**31 - 1),
-            "apex_frame": self._check_int(apex_frame, "apex_frame", where, -1, 2**31 - 1),
-            "sample_seed": self._check_int(sample_seed, "sample_seed", where, 0, _U64_MAX),
-            "sample_index": self._check_int(sample_index, "sample_index", where, 0, 2**63 - 1),
-            "render_meta": self._check_meta(render_meta, where),
-        }
-        if source_kind not in schema.SOURCE_KINDS:
-            raise DataError(f"{where}: source_kind {source_kind!r} is not one of {', '.join(schema.SOURCE_KINDS)}")
-        strings = {"source_kind": source_kind, "identity": identity, "dataset": dataset, "subject": subject,
-                   "clip": clip}
-        for name, value in strings.items():
-            row[name] = self._check_string(value, name, where)
-        self._buffer.append(row)
-        self.count += 1
-        if len(self._buffer) >= self._block_rows:
-            self._flush()
+        self.append_batch(
+            frames=np.asarray(frames)[None], aus=np.asarray(aus)[None], label=[label], apex_index=[apex_index],
+            source_kind=[source_kind], identity=[identity], dataset=[dataset], subject=[subject], clip=[clip],
+            onset_frame=[onset_frame], apex_frame=[apex_frame], sample_seed=[sample_seed],
+            sample_index=[sample_index], render_meta=[render_meta])
 
-    def append_batch(self, *, frames: Any, aus: Any, render_meta: Sequence[Mapping[str, Any]] | None = None,
+    def append_batch(self, *, frames: Any, aus: Any, render_meta: Sequence[Mapping[str, Any] | None] | None = None,
                      **fields: Any) -> None:
-        """Add B samples: ``frames`` u1[B,T,H,W,3], ``aus`` f4[B,T,17], other fields length-B sequences."""
-        frames = np.asarray(frames)
+        """Check and add B samples: ``frames`` u1[B,T,H,W,3], ``aus`` f4[B,T,17], every other field a
+        length-B sequence (``render_meta`` a list of dicts). The data is copied: callers may reuse buffers."""
+        if self._stack is None:
+            raise RuntimeError("use ShardWriter as a context manager (or call open()) before appending")
+        where = f"{self.path.name} samples {self.count}.."
+        frames = self._check_frames(frames, where)
         batch = len(frames)
-        if len(aus) != batch:
-            raise DataError(f"{self.path.name}: append_batch got {batch} frame stacks but {len(aus)} AU arrays")
-        for name, values in fields.items():
+        aus = self._check_aus(aus, where, batch)
+        missing = sorted(set(schema.SCALAR_FIELDS + schema.STRING_FIELDS) - set(fields))
+        unknown = sorted(set(fields) - set(schema.SCALAR_FIELDS + schema.STRING_FIELDS))
+        if missing or unknown:
+            raise DataError(f"{where}: " + (f"missing field(s) {', '.join(missing)}" if missing else "")
+                            + ("; " if missing and unknown else "")
+                            + (f"unknown field(s) {', '.join(unknown)}" if unknown else ""))
+        metas = list(render_meta) if render_meta is not None else [None] * batch
+        for name, values in [*fields.items(), ("render_meta", metas)]:
             if len(values) != batch:
-                raise DataError(f"{self.path.name}: append_batch field {name!r} has {len(values)} values, "
-                                f"expected {batch}")
-        metas = list(render_meta) if render_meta is not None else [{}] * batch
-        if len(metas) != batch:
-            raise DataError(f"{self.path.name}: append_batch render_meta has {len(metas)} entries, expected {batch}")
+                raise DataError(f"{where}: field {name!r} has {len(values)} values for {batch} frame stacks")
+        rows: dict[str, list[Any]] = {name: [] for name in schema.TABLE_FIELDS}
+        limits = {"label": (0, len(self.class_names) - 1), "apex_index": (0, self.num_frames - 1),
+                  "onset_frame": (-1, 2**31 - 1), "apex_frame": (-1, 2**31 - 1), "sample_seed": (0, _SEED_MAX),
+                  "sample_index": (0, 2**63 - 1)}
         for b in range(batch):
-            self.append(frames=frames[b], aus=aus[b], render_meta=metas[b],
-                        **{name: _item(values[b]) for name, values in fields.items()})
+            here = f"{self.path.name} sample {self.count + b}"
+            for name, (low, high) in limits.items():
+                rows[name].append(self._check_int(_item(fields[name][b]), name, here, low, high))
+            kind = _item(fields["source_kind"][b])
+            if kind not in schema.SOURCE_KINDS:
+                raise DataError(f"{here}: source_kind {kind!r} is not one of {', '.join(schema.SOURCE_KINDS)}")
+            for name in schema.STRING_FIELDS:
+                rows[name].append(self._check_string(_item(fields[name][b]), name, here))
+            rows["render_meta"].append(self._check_meta(metas[b], here))
+        self._add(frames, aus, rows)
 
     # ---------------------------------------------------------------------------- checks
     def _check_frames(self, frames: Any, where: str) -> np.ndarray:
         arr = np.asarray(frames)
         expected = (self.num_frames, self.height, self.width, 3)
-        if arr.shape != expected:
-            raise DataError(f"{where}: frames have shape {arr.shape}, expected {expected} (T, H, W, RGB)")
+        if arr.ndim != 5 or arr.shape[1:] != expected:
+            raise DataError(f"{where}: frames have shape {arr.shape[1:]}, expected {expected} (T, H, W, RGB)")
         if arr.dtype != np.uint8:
             raise DataError(f"{where}: frames must be uint8 (0-255), got {arr.dtype}",
                             hint="convert with np.clip(x, 0, 255).astype(np.uint8)")
         return arr
 
-    def _check_aus(self, aus: Any, where: str) -> np.ndarray:
+    def _check_aus(self, aus: Any, where: str, batch: int) -> np.ndarray:
         arr = check_aus(aus, where=f"{where} aus")
-        if arr.shape != (self.num_frames, NUM_AUS):
-            raise DataError(f"{where}: aus have shape {arr.shape}, expected {(self.num_frames, NUM_AUS)}")
+        if arr.shape != (batch, self.num_frames, NUM_AUS):
+            raise DataError(f"{where}: aus have shape {arr.shape[1:]}, expected {(self.num_frames, NUM_AUS)}")
         return np.clip(arr, 0.0, 5.0)
 
     @staticmethod
@@ -290,22 +293,42 @@ class ShardWriter:
             raise DataError(f"{where}: render_meta is not JSON-serialisable ({exc})") from None
 
     # ----------------------------------------------------------------------------- blocks
+    def _add(self, frames: np.ndarray, aus: np.ndarray, rows: dict[str, list[Any]]) -> None:
+        """Copy checked samples into the block buffers, writing each block when it is full."""
+        if self._frames_block is None:
+            self._frames_block = np.empty((self._block_rows,) + frames.shape[1:], dtype=np.uint8)
+            self._aus_block = np.empty((self._block_rows,) + aus.shape[1:], dtype=np.float32)
+        done = 0
+        while done < len(frames):
+            take = min(len(frames) - done, self._block_rows - self._buffered)
+            self._frames_block[self._buffered:self._buffered + take] = frames[done:done + take]
+            self._aus_block[self._buffered:self._buffered + take] = aus[done:done + take]
+            for name, values in rows.items():
+                self._rows[name].extend(values[done:done + take])
+            self._buffered += take
+            self.count += take
+            done += take
+            if self._buffered == self._block_rows:
+                self._flush()
+
     def _flush(self) -> None:
-        if not self._buffer:
+        if not self._buffered:
             return
-        rows, self._buffer = self._buffer, []
-        start, stop = self._written, self._written + len(rows)
+        m = self._buffered
+        start, stop = self._written, self._written + m
         f = self._file
         if stop > f["frames"].shape[0]:
             for name in schema.ALL_FIELDS:
                 f[name].resize(max(stop, self.capacity), axis=0)
-        f["frames"][start:stop] = np.stack([r["frames"] for r in rows])
-        f["aus"][start:stop] = np.stack([r["aus"] for r in rows]).astype(np.float32)
+        f["frames"][start:stop] = self._frames_block[:m]
+        f["aus"][start:stop] = self._aus_block[:m]
         for name, dtype in schema.SCALAR_DTYPES.items():
-            f[name][start:stop] = np.array([r[name] for r in rows], dtype=dtype)
+            f[name][start:stop] = np.array(self._rows[name], dtype=dtype)
         for name in schema.STRING_FIELDS:
-            f[name][start:stop] = np.array([r[name] for r in rows], dtype=schema.string_dtype(name))
-        f["render_meta"][start:stop] = np.array([r["render_meta"] for r in rows], dtype=object)
+            f[name][start:stop] = np.array(self._rows[name], dtype=schema.string_dtype(name))
+        f["render_meta"][start:stop] = np.array(self._rows["render_meta"], dtype=object)
+        self._rows = {name: [] for name in schema.TABLE_FIELDS}
+        self._buffered = 0
         self._written = stop
 
 

@@ -1,0 +1,84 @@
+"""Handing shard batches to torch: the DataLoader-side view of a batched read, and ``collate``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import schema
+
+
+def shared_uint8(shape: tuple[int, ...]) -> Any:
+    """A shared-memory uint8 tensor when running in a torch DataLoader worker, else None."""
+    data = sys.modules.get("torch.utils.data")  # never imports torch itself
+    if data is None or data.get_worker_info() is None:
+        return None
+    import torch
+
+    nbytes = int(np.prod(shape))
+    try:  # shared memory from the start (as default_collate does): no copy, one set of page faults
+        storage = torch.UntypedStorage._new_shared(nbytes)
+        return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
+    except (AttributeError, RuntimeError, TypeError):  # pragma: no cover - older/newer torch
+        return torch.empty(shape, dtype=torch.uint8).share_memory_()
+
+
+class BatchView(Sequence):
+    """A batch read at once, seen as a sequence of per-sample dicts (what a DataLoader's collate gets).
+
+    ``default_collate`` iterates it sample by sample; miex's ``collate`` takes ``.batch`` whole.
+    """
+
+    def __init__(self, batch: dict[str, Any]):
+        self.batch = batch
+
+    def __len__(self) -> int:
+        return len(self.batch["label"])
+
+    def __getitem__(self, j: int) -> dict[str, Any]:  # type: ignore[override]
+        if not -len(self) <= j < len(self):
+            raise IndexError(j)
+        b = self.batch
+        frames = b["frames"][j]
+        sample: dict[str, Any] = {"frames": frames.numpy() if hasattr(frames, "numpy") else frames,
+                                  "aus": b["aus"][j]}
+        for name in schema.SCALAR_FIELDS:
+            sample[name] = b[name][j].item()
+        for name in schema.STRING_FIELDS:
+            sample[name] = str(b[name][j])
+        sample["render_meta"] = json.loads(b["render_meta"][j])
+        return sample
+
+
+def collate(data: Any) -> dict[str, Any]:
+    """DataLoader ``collate_fn`` for shard samples.
+
+    Accepts a list of sample dicts (per-sample loading), a ``BatchView`` (``DataLoader`` with a
+    ``batch_size`` or ``batch_sampler``: one batched read) or a batch dict (``reader[list]`` with
+    ``batch_size=None``). frames, aus and the numeric fields become tensors; text fields stay
+    numpy string arrays (cheap to send between processes); ``render_meta`` is a list of dicts for
+    per-sample loading and JSON text for batched reads (``json.loads`` what you need).
+    """
+    import torch
+
+    if isinstance(data, dict):
+        batch = data
+    elif isinstance(data, BatchView):
+        batch = data.batch
+    else:
+        batch = {name: [sample[name] for sample in data] for name in data[0]}
+    out: dict[str, Any] = {}
+    for name, values in batch.items():
+        if name in ("frames", "aus"):
+            out[name] = torch.as_tensor(np.stack(values) if isinstance(values, list) else values)
+        elif name in schema.SCALAR_DTYPES:
+            out[name] = torch.as_tensor(np.asarray(values, dtype=schema.SCALAR_DTYPES[name]))
+        elif name in schema.STRING_WIDTHS:
+            out[name] = np.asarray(values, dtype=str)
+        else:
+            out[name] = values
+    return out
