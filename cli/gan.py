@@ -29,14 +29,9 @@ def _toml_options(path: Path | None) -> dict[str, Any]:
     """Options from ``--config FILE``: the ``[gan.train]`` table, else the top level."""
     if path is None:
         return {}
-    import tomllib
+    from miex_gen.fileio import read_toml
 
-    from miex_gen.errors import ConfigError
-
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config: {exc}", path=path) from exc
+    data = read_toml(path)
     section = data.get("gan", {}).get("train", data)
     return {str(k).replace("-", "_"): v for k, v in section.items() if not isinstance(v, dict)}
 
