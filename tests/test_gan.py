@@ -435,3 +435,32 @@ def test_two_process_ddp_run_on_cpu(tmp_path):
     assert proc.stdout.count("finished at iteration 4/4") == 1  # rank 0 reports, rank 1 stays quiet
     _, info = load_generator(tmp_path / "run" / "2_net_gen.pth")
     assert info.conv_dim == 4
+
+
+def test_ctrl_c_stops_after_the_current_iteration_and_saves_a_resumable_state(tmp_path):
+    import signal
+    import time
+
+    from miex_gen.gan.checkpoint import load_state
+    from miex_gen.gan.losslog import read_losses
+
+    data = _resume_data(tmp_path / "faces")
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    args = ["--image-size", "16", "--conv-dim", "4", "--repeat-num", "1", "--batch-size", "4", "--device", "cpu", "-q"]
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "gan", "train", "--data", str(data), "--out", str(run),
+                             "--epochs", "500", "--decay-epochs", "0", *args], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (run / "losses.csv").is_file() and len((run / "losses.csv").read_text().splitlines()) > 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    assert "stopped at iteration" in out and "--resume" in out
+    state = load_state(run / "state.pt")
+    assert 3 <= state["iteration"] < 2000 and len(read_losses(run / "losses.csv")) == state["iteration"]
+    resumed = _miex(["gan", "train", "--out", str(run), "--resume", "--stop-after", str(state["iteration"] + 2), "-q"])
+    assert resumed.exit_code == 0 and f"stopped at iteration {state['iteration'] + 2}/2000" in resumed.output
