@@ -5,7 +5,7 @@ Why files first: a published number must be re-computable by anyone from the pre
 ``confusion.png`` from the prediction rows and nothing else, and ``miex report RUN/`` calls the same
 function on ``predictions.csv`` read back from disk, so the two can never disagree.
 
-``predictions.csv`` columns: ``sample_id, dataset, subject, clip, truth, prediction, fold`` (extra
+``predictions.csv`` columns: ``dataset, subject, clip, truth, prediction, fold, sample_id`` (extra
 columns, e.g. class probabilities, are kept). The MEGC log (MER_PROTOCOL.md §5) has, per fold and
 subject, a header line ``<dataset> <subject>`` and one line ``<filename> <gt> <pred>`` per clip.
 """
@@ -36,7 +36,7 @@ MEGC_LOG_FILE = "megc_log.txt"
 CONFUSION_FILE = "confusion.png"
 CONFIG_FILE = "config.json"
 TRAINING_FILE = "training.json"  # per-fold training facts (sizes, epochs, leakage-guard counts), if any
-COLUMNS = ("sample_id", "dataset", "subject", "clip", "truth", "prediction", "fold")
+COLUMNS = ("dataset", "subject", "clip", "truth", "prediction", "fold", "sample_id")
 REQUIRED = ("dataset", "subject", "clip", "truth", "prediction", "fold")
 
 

@@ -75,29 +75,12 @@ def default_flow_cache() -> Path:
     return Path(os.environ.get("MIEX_CACHE_DIR", Path.home() / ".cache" / "miex")).expanduser() / "flow"
 
 
-def pooled_scores(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> dict[str, float]:
-    """UF1, UAR and accuracy over pooled predictions, every class counted (absent class: F1 0)."""
-    truth, pred = np.asarray(truth), np.asarray(pred)
-    f1s, recalls = [], []
-    for c in range(num_classes):
-        tp = int(np.sum((pred == c) & (truth == c)))
-        fp = int(np.sum((pred == c) & (truth != c)))
-        fn = int(np.sum((pred != c) & (truth == c)))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else 0.0)
-        recalls.append(tp / (tp + fn) if tp + fn else 0.0)
-    acc = float(np.mean(truth == pred)) if len(truth) else float("nan")
-    return {"uf1": float(np.mean(f1s)), "uar": float(np.mean(recalls)), "acc": acc}
-
-
 def _scores(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> dict[str, float]:
-    try:  # the evaluation issue's MEGC metrics, when present
-        from . import metrics as megc  # type: ignore[attr-defined]
+    """Per-epoch UF1, UAR (MEGC pooled definitions, every class counted) and accuracy."""
+    from .metrics import scores
 
-        return {"uf1": float(megc.uf1(truth, pred, num_classes=num_classes)),
-                "uar": float(megc.uar(truth, pred, num_classes=num_classes)),
-                "acc": float(np.mean(np.asarray(truth) == np.asarray(pred)))}
-    except (ImportError, AttributeError, TypeError):
-        return pooled_scores(truth, pred, num_classes)
+    result = scores(truth, pred, labels=tuple(range(num_classes)), warn=False)
+    return {"uf1": float(result.uf1), "uar": float(result.uar), "acc": float(result.accuracy)}
 
 
 def split_by_group(source: SampleSource, fraction: float, by: str, seed: int) -> tuple[list[int], list[int]]:
@@ -496,27 +479,17 @@ def known_config_fields(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in names}
 
 
-PREDICTION_COLUMNS = ("dataset", "subject", "clip", "truth", "prediction", "fold", "sample_id")
-
-
 def write_predictions_csv(rows: list[PredictionRow], path: str | Path, *, fold: str | int = "",
                           class_names: tuple[str, ...] = CLASS_NAMES) -> Path:
-    """``dataset, subject, clip, truth, prediction, fold, sample_id, prob_<class>…`` (atomic)."""
-    import csv
-    import io
+    """Predictions in the evaluation CSV format (``recognizers.results``) plus ``prob_<class>`` columns."""
+    from .results import write_predictions
 
-    from miex_gen.atomic import atomic_write_text
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
     n = len(rows[0].probs) if rows else len(class_names)
     names = class_names if len(class_names) == n else tuple(str(c) for c in range(n))
-    writer.writerow([*PREDICTION_COLUMNS, *(f"prob_{c}" for c in names)])
-    for r in rows:
-        writer.writerow([r.dataset, r.subject, r.clip, r.truth, r.prediction, fold, r.sample_id,
-                         *(f"{p:.6f}" for p in r.probs)])
-    atomic_write_text(path, buffer.getvalue())
-    return Path(path)
+    mappings = [{"sample_id": r.sample_id, "dataset": r.dataset, "subject": r.subject, "clip": r.clip,
+                 "truth": r.truth, "prediction": r.prediction, "fold": str(fold),
+                 **{f"prob_{c}": f"{p:.6f}" for c, p in zip(names, r.probs)}} for r in rows]
+    return write_predictions(mappings, path)
 
 
 # ---------------------------------------------------------------------------------- progress

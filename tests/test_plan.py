@@ -150,3 +150,11 @@ def test_content_hash_ignores_execution_fields():
     b = _config(workers=8, batch_size=2, device="cpu", shards="0", out="/x").content_dict()
     assert a == b
     assert _config(seed=1).content_dict() != a
+
+
+@pytest.mark.parametrize("name", ["demo.toml", "celeba_5k.toml", "mie_mae_mix.toml", "sequence_t10.toml"])
+def test_example_configs_load_and_validate(name):
+    from pathlib import Path
+
+    config = GenerateConfig.from_toml(Path(__file__).resolve().parents[1] / "examples" / name)
+    assert config.validate() is config

@@ -54,12 +54,12 @@ def test_training_on_shards_learns_held_out_identities(tmp_path):
     assert run("predict", out / "model.pt", "--data", f"shards:{test_dir}", "-o", preds, "-q").exit_code == 0
     rows = list(csv.DictReader(preds.open()))
     assert len(rows) == 36 and rows[0]["sample_id"].startswith("miex:")
-    from recognizers.train import pooled_scores
+    from recognizers.metrics import scores
 
     truth = [int(r["truth"]) for r in rows]
     pred = [int(r["prediction"]) for r in rows]
-    scores = pooled_scores(truth, pred, 3)
-    assert scores["uf1"] >= 0.8 and scores["acc"] >= 0.8, scores
+    result = scores(truth, pred)
+    assert result.uf1 >= 0.8 and result.accuracy >= 0.8, result
 
 
 SMALL_APEX = ["--model", "apex", "--model-option", "size=32", "--crop-size", "36", "-q"]

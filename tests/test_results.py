@@ -47,7 +47,7 @@ def test_predictions_csv_round_trip_and_errors(tmp_path):
     back = read_predictions(path)
     assert back == rows and back[0].extra == {"prob_0": "0.1"}
     header = path.read_text().splitlines()[0]
-    assert header == "sample_id,dataset,subject,clip,truth,prediction,fold,prob_0"
+    assert header == "dataset,subject,clip,truth,prediction,fold,sample_id,prob_0"
     bad = tmp_path / "bad.csv"
     bad.write_text("dataset,subject,clip,truth,prediction,fold\ncasme2,sub01,EP1,neg,0,f\n")
     with pytest.raises(FormatError, match="line 2: truth 'neg'"):
