@@ -73,7 +73,7 @@ def _print_scores(summary: dict[str, Any], title: str) -> None:
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Folds in parallel [1 on CPU, one per GPU on CUDA].")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader workers per fold.")
-@common_options
+@common_options(reads_config=True)
 def evaluate(common: Any, protocol: str | None, model: str | None, data: tuple[Any, ...], pretrain: Any,
              no_finetune: bool, out: Path, folds: str | None, resume: bool, holdout_fraction: float | None,
              val_fraction: float | None, epochs: int | None, batch_size: int | None, lr: float | None,

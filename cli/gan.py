@@ -74,7 +74,7 @@ def _toml_options(path: Path | None) -> dict[str, Any]:
               help="Iterations between training-state saves (also saved every epoch and on Ctrl-C).")
 @click.option("--stop-after", type=click.IntRange(min=1), default=None,
               help="Stop (saving the state) after this many iterations in all, e.g. to fit a job's time limit.")
-@common_options
+@common_options(reads_config=True)
 def train_cmd(common: Any, **opts: Any) -> None:
     """Train a GANimation generator and critic on labelled faces.
 

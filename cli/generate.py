@@ -68,7 +68,7 @@ def _progress_printer(quiet: bool):
 @click.option("--batch-size", type=int, default=None, help="Samples per render call (default: the renderer's best).")
 @click.option("--shards", "shard_subset", default=None, help="Make only these shards, e.g. 0-9,12 (Slurm arrays).")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace a dataset made with another configuration.")
-@common_options
+@common_options(reads_config=True)
 def generate(common: CommonOptions, demo_out: Path | None, **options: Any) -> None:
     """Build (or resume) a MiE-X-style synthetic dataset of HDF5 shards.
 

@@ -58,8 +58,17 @@ def _configure_logging(verbosity: int) -> None:
         lib.propagate = False
 
 
-def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--config --seed --device -v -q`` to a command and pass them as ``common``."""
+def common_options(func: Callable[..., Any] | None = None, *, reads_config: bool = False) -> Any:
+    """Add ``--config --seed --device -v -q`` to a command and pass them as ``common``.
+
+    Commands with a config schema of their own (``generate``, ``train``, ``evaluate``, ``gan
+    train``) read ``common.config`` themselves (``reads_config=True``). For every other command the
+    TOML file supplies option defaults: keys of the table named after the command path
+    (``[data.preview]``, ``[aus.pool.build]``), or of the top level, set options that were not given on
+    the command line; an unknown key is an error naming it.
+    """
+    if func is None:
+        return functools.partial(common_options, reads_config=reads_config)
 
     @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help="TOML file with options; flags given on the command line win.")
@@ -70,12 +79,46 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, config: Path | None, seed: int | None, device: str, verbose: int, quiet: bool,
                 **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        if config is not None and not reads_config:
+            file_values = _config_defaults(ctx, config, {**kwargs, "seed": seed, "device": device})
+            seed = file_values.pop("seed", seed)
+            device = file_values.pop("device", device)
+            kwargs.update(file_values)
         common = CommonOptions(config=config, seed=seed, device=device, verbosity=-1 if quiet else verbose)
-        click.get_current_context().meta[_COMMON_KEY] = common
+        ctx.meta[_COMMON_KEY] = common
         _configure_logging(common.verbosity)
         return func(*args, common=common, **kwargs)
 
     return wrapper
+
+
+def _config_defaults(ctx: click.Context, path: Path, given: dict[str, Any]) -> dict[str, Any]:
+    """Option values from the TOML file for options left at their defaults on the command line."""
+    from click.core import ParameterSource
+
+    from miex_gen.errors import ConfigError
+    from miex_gen.fileio import read_toml
+
+    data = read_toml(path)
+    table: Any = data
+    for part in ctx.command_path.split()[1:]:
+        table = table.get(part, {}) if isinstance(table, dict) else {}
+    if not table:
+        table = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    params = {p.name: p for p in ctx.command.params if p.name}
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in given or name not in params:
+            raise ConfigError(f"{path}: {ctx.command_path!r} has no option {key!r}",
+                              hint=f"known options: {', '.join(sorted(n for n in given))}")
+        if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+            try:
+                out[name] = params[name].type_cast_value(ctx, value)
+            except click.BadParameter as exc:
+                raise ConfigError(f"{path}: option {key!r}: {exc.message}") from None
+    return out
 
 
 @dataclass(frozen=True)

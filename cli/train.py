@@ -55,7 +55,7 @@ def _open_all(values: tuple[Any, ...], crop_size: int) -> Any:
 @click.option("--stop-after", type=click.IntRange(min=1), default=None,
               help="Stop after this many epochs in this invocation (continue later with --resume).")
 @click.option("--flow-cache", type=click.Path(file_okay=False, path_type=Path), default=None)
-@common_options
+@common_options(reads_config=True)
 def train(common: Any, model: str | None, data: tuple[Any, ...], val_data: tuple[Any, ...], out: Path,
           init: Path | None, resume: bool, model_option: tuple[str, ...], pretrained: Path | None,
           **flags: Any) -> None:

@@ -144,3 +144,39 @@ def test_version_and_help():
     runner = CliRunner()
     assert runner.invoke(cli, ["--version"]).output.startswith("miex ")
     assert runner.invoke(cli, ["--help"]).exit_code == 0
+
+
+def _config_app() -> click.Group:
+    @click.group(cls=MiexGroup)
+    def app():
+        pass
+
+    @app.group()
+    def data():
+        pass
+
+    @data.command()
+    @click.option("-n", "count", type=int, default=16)
+    @click.option("--gif", is_flag=True)
+    @common_options
+    def preview(count, gif, common: CommonOptions):
+        click.echo(f"n={count} gif={gif} seed={common.seed}")
+
+    return app
+
+
+def test_config_file_supplies_defaults_for_any_command_and_flags_win(tmp_path):
+    toml = tmp_path / "miex.toml"
+    toml.write_text("[data.preview]\ncount = 4\ngif = true\nseed = 9\n")
+    app = _config_app()
+    result = CliRunner().invoke(app, ["data", "preview", "--config", str(toml)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "n=4 gif=True seed=9"
+    result = CliRunner().invoke(app, ["data", "preview", "--config", str(toml), "-n", "2", "--seed", "1"])
+    assert result.output.strip() == "n=2 gif=True seed=1"
+    toml.write_text("[data.preview]\ncolour = 'red'\n")
+    bad = CliRunner().invoke(app, ["data", "preview", "--config", str(toml)])
+    assert bad.exit_code == 1 and "has no option 'colour'" in bad.output
+    toml.write_text("[data.preview]\ncount = 'many'\n")
+    bad = CliRunner().invoke(app, ["data", "preview", "--config", str(toml)])
+    assert bad.exit_code == 1 and "option 'count'" in bad.output
