@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from miex_gen.atomic import atomic_path, atomic_write_text
+from miex_gen.atomic import atomic_write_text
 
 
 def write_history_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
@@ -24,14 +24,11 @@ def write_history_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
 
 def plot_history(rows: list[dict[str, Any]], path: str | Path) -> None:
     """Loss (train, val) on the left, UF1 and UAR (train accuracy too) on the right."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from miex_gen.plotting import new_figure, save_figure
 
     epochs = [r["epoch"] for r in rows]
-    fig = Figure(figsize=(9, 3.5), dpi=100)
-    loss_ax, score_ax = fig.subplots(1, 2)
+    fig, axes = new_figure(1, 2, (9, 3.5))
+    loss_ax, score_ax = axes[0]
     for key, label in (("train_loss", "train"), ("val_loss", "val")):
         if any(key in r for r in rows):
             loss_ax.plot(epochs, [r.get(key, float("nan")) for r in rows], marker=".", label=label)
@@ -43,6 +40,4 @@ def plot_history(rows: list[dict[str, Any]], path: str | Path) -> None:
             score_ax.plot(epochs, [r.get(key, float("nan")) for r in rows], marker=".", label=label)
     score_ax.set(xlabel="epoch", ylim=(0, 1), title="UF1 / UAR")
     score_ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, path)

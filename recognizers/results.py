@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from miex_gen.atomic import atomic_path, atomic_write_json, atomic_write_text
+from miex_gen.atomic import atomic_write_json, atomic_write_text
 from miex_gen.aus import CLASS_NAMES
 from miex_gen.errors import DataError, FormatError
 from miex_gen.versions import environment_info
@@ -269,14 +269,12 @@ def summary_dict(rows: Sequence[PredictionRow], *, config: Mapping[str, Any] | N
 
 def plot_confusion(by: Mapping[str, Scores], path: str | Path, *, class_names: Sequence[str] = CLASS_NAMES) -> Path:
     """One panel per score set (all, then per dataset): counts and row percentages."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    from miex_gen.plotting import new_figure, save_figure
+
     names = list(by)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.6), squeeze=False)
+    fig, axes = new_figure(1, len(names), (3.6 * len(names), 3.6))
     for ax, name in zip(axes[0], names):
         s = by[name]
         cm = np.array(s.confusion, dtype=float)
@@ -293,12 +291,7 @@ def plot_confusion(by: Mapping[str, Scores], path: str | Path, *, class_names: S
         ax.set_xlabel("predicted")
         ax.set_ylabel("truth")
         ax.set_title(f"{name} (n={s.n})\nUF1 {s.uf1:.4f}  UAR {s.uar:.4f}", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def write_report(run_dir: str | Path, rows: Sequence[Any], *, config: Mapping[str, Any] | None = None,

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path
 from ..aus import AU_NAMES, CLASS_NAMES
 from ..errors import DataError
 from .pool import AuPool
@@ -54,13 +53,9 @@ def read_subject_list(path: Path | str) -> set[tuple[str, str]]:
 
 def plot_class_means(pools: dict[str, AuPool], out: Path | str, *, which: str = "apex") -> Path:
     """Grouped bars: mean AU intensity (0-5) per class, one panel per pool; written atomically (PNG)."""
-    import matplotlib
+    from ..plotting import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    fig, axes = plt.subplots(len(pools), 1, figsize=(12, 3.2 * len(pools)), squeeze=False)
+    fig, axes = new_figure(len(pools), 1, (12, 3.2 * len(pools)))
     x = np.arange(len(AU_NAMES))
     width = 0.8 / len(CLASS_NAMES)
     for ax, (name, pool) in zip(axes[:, 0], pools.items()):
@@ -72,8 +67,4 @@ def plot_class_means(pools: dict[str, AuPool], out: Path | str, *, which: str = 
         ax.set_ylabel(f"mean {which} AU (0-5)")
         ax.set_title(f"{name}: z^{pool.kind} ({len(pool)} entries)")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=100)

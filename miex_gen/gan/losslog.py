@@ -78,14 +78,11 @@ def read_losses(path: str | Path) -> list[dict[str, float | int | None]]:
 
 def plot_losses(csv_path: str | Path, png_path: str | Path, *, smooth: int = 50) -> Path:
     """Critic and generator losses against the iteration, one panel per term (moving average)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from ..plotting import new_figure, save_figure
 
     rows = read_losses(csv_path)
     terms = [c for c in COLUMNS[4:]]
-    fig, axes = plt.subplots(2, 5, figsize=(16, 6), squeeze=False)
+    fig, axes = new_figure(2, 5, (16, 6))
     for ax, term in zip(axes.flat, terms):
         pts = [(r["iteration"], r[term]) for r in rows if r.get(term) is not None and math.isfinite(r[term])]
         if pts:
@@ -99,9 +96,4 @@ def plot_losses(csv_path: str | Path, png_path: str | Path, *, smooth: int = 50)
                 ax.plot(xs, avg, lw=1.2, color="tab:red")
         ax.set_title(term, fontsize=9)
         ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
-    return png_path
+    return save_figure(fig, png_path, dpi=80)
