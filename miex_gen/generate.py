@@ -12,7 +12,6 @@ import json
 import logging
 import shutil
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ IDENTITIES_FILE = "identities.json"
 SKIPPED_FILE = "skipped.csv"
 OWNED_FILES = (CONFIG_FILE, IDENTITIES_FILE, SKIPPED_FILE, "plan.json", "plan.npz", "manifest.json",
                "index.h5", "DATASET_CARD.md")
-PREPARED_CACHE_SIZE = 64
+PREFETCH = 4  # identities prepared ahead of rendering
 
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
@@ -230,27 +229,19 @@ def render_shard(out: Path, k: int, config: GenerateConfig, candidates: Sequence
     rows = plan.shard_rows(k)
     size = renderer.input_size
     batch = batch_size or getattr(renderer, "default_batch_size", 8)
-    cache: OrderedDict[str, Any] = OrderedDict()
-
-    def prepared_for(identity: str):
-        if identity in cache:
-            cache.move_to_end(identity)
-            return cache[identity]
-        prepared = renderer.prepare(load_candidate(by_id[identity]))
-        cache[identity] = prepared
-        if len(cache) > PREPARED_CACHE_SIZE:
-            cache.popitem(last=False)
-        return prepared
+    order = [plan.identities[i] for i in plan.identity_index[rows.start:rows.stop]]
+    load = lambda identity: load_candidate(by_id[identity])  # noqa: E731
 
     attrs = shard_attrs(config, renderer, plan, resolved, k)
     compression = None if config.compression == "default" else config.compression
     writer_kwargs = {} if compression is None else {"compression": None if compression == "none" else compression}
-    with ShardWriter(out / shard_name(k), num_frames=plan.num_frames, height=size, width=size, attrs=attrs,
-                     capacity=len(rows), **writer_kwargs) as writer:
+    with PreparedPrefetcher(renderer, order, load) as prefetch, \
+            ShardWriter(out / shard_name(k), num_frames=plan.num_frames, height=size, width=size, attrs=attrs,
+                        capacity=len(rows), **writer_kwargs) as writer:
         for start in range(rows.start, rows.stop, batch):
             idx = np.arange(start, min(start + batch, rows.stop))
             identities = [plan.identities[i] for i in plan.identity_index[idx]]
-            prepared = [prepared_for(i) for i in identities]
+            prepared = prefetch.take(identities, start - rows.start)
             aus = plan.aus_of(idx)
             result = renderer.render(prepared, aus)
             writer.append_batch(
@@ -272,6 +263,57 @@ def render_shard(out: Path, k: int, config: GenerateConfig, candidates: Sequence
             if on_batch is not None:
                 on_batch(int(idx.size))
     return len(rows)
+
+
+class PreparedPrefetcher:
+    """Load and ``prepare`` identities in a background thread, a few ahead of rendering.
+
+    Decoding photos and preparing faces (face detection, mesh, warp field) then overlaps with
+    rendering and writing on the other core; each identity is prepared once per shard and dropped
+    after its last row. ``order`` is the identity of every row of the shard, in row order.
+    """
+
+    def __init__(self, renderer, order: Sequence[str], load: Callable[[str], np.ndarray], lookahead: int = PREFETCH):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._renderer, self._load = renderer, load
+        self._last_use = {identity: row for row, identity in enumerate(order)}
+        self._queue = list(dict.fromkeys(order))  # unique, in order of first use
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="miex-prepare")
+        self._futures: dict[str, Any] = {}
+        self._lookahead = lookahead
+        self._submit()
+
+    def _submit(self, needed: Sequence[str] = ()) -> None:
+        missing = [i for i in needed if i not in self._futures]
+        while self._queue and (len(self._futures) < self._lookahead or missing):
+            identity = self._queue.pop(0)
+            self._futures[identity] = self._pool.submit(self._prepare, identity)
+            if identity in missing:
+                missing.remove(identity)
+
+    def _prepare(self, identity: str):
+        return self._renderer.prepare(self._load(identity))
+
+    def take(self, identities: Sequence[str], first_row: int) -> list[Any]:
+        """Prepared faces for a batch starting at shard row ``first_row``; frees those used for the last time."""
+        self._submit(identities)
+        prepared = [self._futures[i].result() for i in identities]
+        last_row = first_row + len(identities) - 1
+        for identity in set(identities):
+            if self._last_use[identity] <= last_row:
+                del self._futures[identity]
+        self._submit()
+        return prepared
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> PreparedPrefetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _render_shard_job(out: str, k: int, config_dict: dict[str, Any], candidates: list[IdentityCandidate],
