@@ -170,7 +170,7 @@ def check_image(image: Any, *, where: str = "image") -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # detection
 
-_CACHE: dict[tuple[int, str], Any] = {}
+_CACHE: dict[tuple[int, int, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -183,7 +183,9 @@ class _Cached:
 
 
 def _cached(name: str, build: Any) -> _Cached:
-    key = (os.getpid(), name)  # a forked worker must not use its parent's graph
+    # one graph per process and thread: a forked worker must not use its parent's graph, and
+    # threads (generation screens and prepares identities in parallel) must not share one
+    key = (os.getpid(), threading.get_ident(), name)
     with _CACHE_LOCK:
         entry = _CACHE.get(key)
         if entry is None:

@@ -43,6 +43,8 @@ SKIPPED_FILE = "skipped.csv"
 OWNED_FILES = (CONFIG_FILE, IDENTITIES_FILE, SKIPPED_FILE, "plan.json", "plan.npz", "manifest.json",
                "index.h5", "DATASET_CARD.md")
 PREFETCH = 4  # identities prepared ahead of rendering
+PREPARE_THREADS = 2  # threads preparing identities (face detection and mesh release the GIL)
+SCREEN_THREADS = 2
 
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
@@ -154,7 +156,8 @@ def screen_identities(config: GenerateConfig, renderer, out: Path, candidates: S
     def check(candidate: IdentityCandidate) -> None:
         renderer.screen(load_candidate(candidate))
 
-    kept, skipped = screen(seeded_order(candidates, config.seed), check, wanted=config.num_ids)
+    kept, skipped = screen(seeded_order(candidates, config.seed), check, wanted=config.num_ids,
+                           workers=SCREEN_THREADS)
     if len(kept) < config.min_ids:
         raise DataError(
             f"only {len(kept)} usable identities ({len(skipped)} skipped; reasons in {out / SKIPPED_FILE}), "
@@ -279,7 +282,7 @@ class PreparedPrefetcher:
         self._renderer, self._load = renderer, load
         self._last_use = {identity: row for row, identity in enumerate(order)}
         self._queue = list(dict.fromkeys(order))  # unique, in order of first use
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="miex-prepare")
+        self._pool = ThreadPoolExecutor(max_workers=PREPARE_THREADS, thread_name_prefix="miex-prepare")
         self._futures: dict[str, Any] = {}
         self._lookahead = lookahead
         self._submit()

@@ -16,6 +16,7 @@ camera (MediaPipe's convention; its z is scaled like x).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -55,21 +56,27 @@ def model_to_image_axes(mesh: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # MediaPipe
 _MP_LOCK = threading.Lock()
-_MP_STATE: dict[str, Any] = {}
+_MP_STATE: dict[tuple[int, int], Any] = {}
 
 
 def _face_mesh() -> Any | None:
-    """One static-image FaceMesh graph per process (building it costs ~50 ms), or None."""
-    if "mesh" not in _MP_STATE:
-        try:
-            from mediapipe.python.solutions import face_mesh  # legacy API, mediapipe<=0.10.21
-        except (ImportError, AttributeError):
-            _MP_STATE["mesh"] = None
-        else:
-            _MP_STATE["mesh"] = face_mesh.FaceMesh(
-                static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5
-            )
-    return _MP_STATE["mesh"]
+    """One static-image FaceMesh graph per process and thread (building one costs ~50 ms), or None.
+
+    Per process: a forked worker must not use its parent's graph; per thread: graphs are not
+    safe to share, and generation prepares identities in parallel threads.
+    """
+    key = (os.getpid(), threading.get_ident())
+    with _MP_LOCK:
+        if key not in _MP_STATE:
+            try:
+                from mediapipe.python.solutions import face_mesh  # legacy API, mediapipe<=0.10.21
+            except (ImportError, AttributeError):
+                _MP_STATE[key] = None
+            else:
+                _MP_STATE[key] = face_mesh.FaceMesh(
+                    static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5
+                )
+        return _MP_STATE[key]
 
 
 def mediapipe_landmarks(image: np.ndarray) -> np.ndarray | None:
@@ -78,7 +85,7 @@ def mediapipe_landmarks(image: np.ndarray) -> np.ndarray | None:
     None means mediapipe is not installed (or lacks the legacy face mesh) or found no face.
     """
     rgb = np.ascontiguousarray(image, dtype=np.uint8)
-    with _MP_LOCK, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*GetPrototype.*")  # protobuf noise inside mediapipe
         mesh = _face_mesh()
         if mesh is None:
