@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,10 @@ def _progress_printer(quiet: bool):
             state["task"] = progress.add_task("rendering", total=info["total_samples"], rate="",
                                               shards=f"0/{info['shards']}")
             state["shards"], state["total_shards"], state["done"] = 0, info["shards"], 0
-            state["t0"] = __import__("time").perf_counter()
+            state["t0"] = time.perf_counter()
         elif event == "samples":
             state["done"] += info["n"]
-            elapsed = max(1e-6, __import__("time").perf_counter() - state["t0"])
+            elapsed = max(1e-6, time.perf_counter() - state["t0"])
             progress.update(state["task"], advance=info["n"], rate=f"{state['done'] / elapsed:.0f} samples/s")
         elif event == "shard":
             state["shards"] += 1
