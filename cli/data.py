@@ -12,15 +12,6 @@ from cli.main import CommonOptions, common_options, console
 _PATH = click.Path(exists=True, path_type=Path)
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{n} B"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
 def _counts(counts: dict[str, int]) -> str:
     total = max(1, sum(counts.values()))
     return ", ".join(f"{k} {v} ({100 * v / total:.0f} %)" for k, v in counts.items()) or "-"
@@ -39,6 +30,7 @@ def info(path: Path, common: CommonOptions) -> None:
     from rich.table import Table
 
     from miex_gen.shards import dataset_info
+    from miex_gen.shards.card import human_bytes
 
     summary: dict[str, Any] = dataset_info(path)
     table = Table(title=f"miex dataset {path}", show_header=False, title_justify="left")
@@ -57,7 +49,7 @@ def info(path: Path, common: CommonOptions) -> None:
                                             if summary["renderer_weights_sha256"] else "")),
         ("config hash", str(summary["config_hash"])),
         ("compression", str(summary["compression"])),
-        ("size on disk", _size(summary["size_bytes"])),
+        ("size on disk", human_bytes(summary["size_bytes"])),
         ("manifest / index", f"{'yes' if summary['has_manifest'] else 'no'} / "
                              f"{'yes' if summary['has_index'] else 'no'}"),
         ("created", f"{summary['created_utc']} by miex {summary['miex_version']}"),
@@ -110,11 +102,12 @@ def preview(path: Path, output: Path, count: int, gif: bool, common: CommonOptio
 def merge(directory: Path, expected_shards: int | None, no_verify: bool, common: CommonOptions) -> None:
     """(Re)build manifest.json, DATASET_CARD.md and index.h5 from the shards present."""
     from miex_gen.shards import merge_dataset
+    from miex_gen.shards.card import human_bytes
 
     manifest = merge_dataset(directory, expected_shards=expected_shards, verify=not no_verify)
     missing = manifest["missing_shards"]
     console.print(f"merged {manifest['num_shards']} shard(s), {manifest['num_samples']} samples "
-                  f"({_size(manifest['size_bytes'])}) into {directory}"
+                  f"({human_bytes(manifest['size_bytes'])}) into {directory}"
                   + (f"; {len(missing)} planned shard(s) missing" if missing else ""), markup=False)
 
 

@@ -36,7 +36,8 @@ def _licence(config: dict[str, Any]) -> str:
             "of the identity images and of the AU source datasets")
 
 
-def _human_bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
+    """``1536`` -> ``'1.5 KiB'`` (dataset card, ``miex data info``)."""
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if size < 1024 or unit == "TiB":
@@ -73,7 +74,7 @@ def card_text(manifest: dict[str, Any], readers: list[ShardReader]) -> str:
         + (f" (missing planned shards: {manifest['missing_shards']})" if manifest["missing_shards"] else ""),
         f"- frames per sample: {manifest['num_frames']} x {manifest['height']} x {manifest['width']} RGB uint8",
         f"- distinct identities: {len(identities)}",
-        f"- size on disk: {_human_bytes(manifest['size_bytes'])} (compression: {manifest['compression']})",
+        f"- size on disk: {human_bytes(manifest['size_bytes'])} (compression: {manifest['compression']})",
         f"- classes: {', '.join(manifest['class_names'])}",
         "",
         "| class | samples | share |",

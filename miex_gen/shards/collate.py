@@ -44,14 +44,7 @@ class BatchView(Sequence):
             raise IndexError(j)
         b = self.batch
         frames = b["frames"][j]
-        sample: dict[str, Any] = {"frames": frames.numpy() if hasattr(frames, "numpy") else frames,
-                                  "aus": b["aus"][j]}
-        for name in schema.SCALAR_FIELDS:
-            sample[name] = b[name][j].item()
-        for name in schema.STRING_FIELDS:
-            sample[name] = str(b[name][j])
-        sample["render_meta"] = json.loads(b["render_meta"][j])
-        return sample
+        return sample_dict(frames.numpy() if hasattr(frames, "numpy") else frames, b["aus"][j], b, j)
 
 
 def collate(data: Any) -> dict[str, Any]:
@@ -82,3 +75,14 @@ def collate(data: Any) -> dict[str, Any]:
         else:
             out[name] = values
     return out
+
+
+def sample_dict(frames: Any, aus: Any, columns: Any, j: int) -> dict[str, Any]:
+    """One sample as users get it: arrays, Python scalars and strings, ``render_meta`` as a dict."""
+    sample: dict[str, Any] = {"frames": frames, "aus": aus}
+    for name in schema.SCALAR_FIELDS:
+        sample[name] = columns[name][j].item()
+    for name in schema.STRING_FIELDS:
+        sample[name] = str(columns[name][j])
+    sample["render_meta"] = json.loads(columns["render_meta"][j])
+    return sample

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import FormatError
 from . import schema
-from .collate import BatchView, shared_uint8
+from .collate import BatchView, sample_dict, shared_uint8
 from .sampler import ShardBatchSampler
 
 # chunk cache per open dataset: a few chunks of aus / frames
@@ -193,14 +193,7 @@ class ShardReader:
     def __getitem__(self, index: int) -> dict[str, Any]:
         i = self._check_index(index)
         handle = self._open()
-        sample: dict[str, Any] = {"frames": handle.frames.row(i), "aus": handle.aus.row(i)}
-        table = self.table()
-        for name in schema.SCALAR_FIELDS:
-            sample[name] = table[name][i].item()
-        for name in schema.STRING_FIELDS:
-            sample[name] = str(table[name][i])
-        sample["render_meta"] = json.loads(table["render_meta"][i])
-        return sample
+        return sample_dict(handle.frames.row(i), handle.aus.row(i), self.table(), i)
 
     def read_batch(self, indices: Sequence[int] | np.ndarray, *, frames_out: np.ndarray | None = None
                    ) -> dict[str, Any]:
