@@ -313,6 +313,12 @@ def _order(boxes: list[FaceBox]) -> list[FaceBox]:
     return sorted(boxes, key=lambda b: (-round(b.area, 1), -b.score, b.x0, b.y0))
 
 
+def clear_detection_cache() -> None:
+    """Forget memoised detections (benchmarks measure detection; tests swap detectors)."""
+    with _CACHE_LOCK:
+        _DETECTED.clear()
+
+
 def detect_faces(image: np.ndarray, *, detector: str = "auto") -> list[FaceBox]:
     """Every face in ``image`` (uint8 RGB), largest first (ties: most confident first).
 

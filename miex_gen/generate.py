@@ -43,8 +43,8 @@ SKIPPED_FILE = "skipped.csv"
 OWNED_FILES = (CONFIG_FILE, IDENTITIES_FILE, SKIPPED_FILE, "plan.json", "plan.npz", "manifest.json",
                "index.h5", "DATASET_CARD.md")
 PREFETCH = 4  # identities prepared ahead of rendering
-PREPARE_THREADS = 2  # threads preparing identities (face detection and mesh release the GIL)
-SCREEN_THREADS = 2
+PREPARE_THREADS = 2  # threads screening/preparing identities (face detection and mesh release the GIL)
+_THREADS: dict[int, Any] = {}  # per process: long-lived, so per-thread MediaPipe graphs are built once
 
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
@@ -157,7 +157,7 @@ def screen_identities(config: GenerateConfig, renderer, out: Path, candidates: S
         renderer.screen(load_candidate(candidate))
 
     kept, skipped = screen(seeded_order(candidates, config.seed), check, wanted=config.num_ids,
-                           workers=SCREEN_THREADS)
+                           pool=worker_threads(), workers=PREPARE_THREADS)
     if len(kept) < config.min_ids:
         raise DataError(
             f"only {len(kept)} usable identities ({len(skipped)} skipped; reasons in {out / SKIPPED_FILE}), "
@@ -268,6 +268,17 @@ def render_shard(out: Path, k: int, config: GenerateConfig, candidates: Sequence
     return len(rows)
 
 
+def worker_threads():
+    """This process's thread pool for screening and preparing identities (created on first use)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = _THREADS.get(os.getpid())
+    if pool is None:
+        pool = _THREADS[os.getpid()] = ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="miex-prepare")
+    return pool
+
+
 class PreparedPrefetcher:
     """Load and ``prepare`` identities in a background thread, a few ahead of rendering.
 
@@ -277,12 +288,10 @@ class PreparedPrefetcher:
     """
 
     def __init__(self, renderer, order: Sequence[str], load: Callable[[str], np.ndarray], lookahead: int = PREFETCH):
-        from concurrent.futures import ThreadPoolExecutor
-
         self._renderer, self._load = renderer, load
         self._last_use = {identity: row for row, identity in enumerate(order)}
         self._queue = list(dict.fromkeys(order))  # unique, in order of first use
-        self._pool = ThreadPoolExecutor(max_workers=PREPARE_THREADS, thread_name_prefix="miex-prepare")
+        self._pool = worker_threads()
         self._futures: dict[str, Any] = {}
         self._lookahead = lookahead
         self._submit()
@@ -310,7 +319,12 @@ class PreparedPrefetcher:
         return prepared
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for future in self._futures.values():  # the pool is shared: cancel only our own work
+            future.cancel()
+        for future in self._futures.values():
+            if not future.cancelled():
+                future.exception()  # wait for it (and swallow its error: the shard failed already)
+        self._futures.clear()
 
     def __enter__(self) -> PreparedPrefetcher:
         return self

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import io
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,14 +132,14 @@ def seeded_order(candidates: Sequence[IdentityCandidate], seed: int) -> list[Ide
 
 
 def screen(candidates: Sequence[IdentityCandidate], check: Callable[[IdentityCandidate], None], *,
-           wanted: int | None, workers: int = 1) -> tuple[list[IdentityCandidate], list[Skipped]]:
+           wanted: int | None, pool: Executor | None = None,
+           workers: int = 1) -> tuple[list[IdentityCandidate], list[Skipped]]:
     """Walk ``candidates`` in order, keep those ``check`` accepts, until ``wanted`` are kept.
 
     ``check`` raises ``DataError`` (e.g. ``FaceRejected``) with a reason for an unusable face.
-    With ``workers > 1`` candidates are checked in parallel threads, window by window; the result
-    is the same as in order: the first ``wanted`` accepted, and the rejected ones before them.
+    With a thread ``pool`` of ``workers`` threads candidates are checked in parallel, window by window; the result is the
+    same as in order: the first ``wanted`` accepted, and the rejected ones before them.
     """
-    from concurrent.futures import ThreadPoolExecutor
 
     def run(candidate: IdentityCandidate) -> DataError | None:
         try:
@@ -147,22 +148,22 @@ def screen(candidates: Sequence[IdentityCandidate], check: Callable[[IdentityCan
             return exc
         return None
 
+    mapper = pool.map if pool is not None else map
     kept: list[IdentityCandidate] = []
     skipped: list[Skipped] = []
     position = 0
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="miex-screen") as pool:
-        while position < len(candidates) and (wanted is None or len(kept) < wanted):
-            need = len(candidates) if wanted is None else wanted - len(kept)
-            window = candidates[position:position + max(need, workers)]
-            position += len(window)
-            for candidate, error in zip(window, pool.map(run, window)):
-                if wanted is not None and len(kept) >= wanted:
-                    break
-                if error is None:
-                    kept.append(candidate)
-                else:
-                    reason = getattr(error, "reason", None) or error.message
-                    skipped.append(Skipped(candidate.id, candidate.path, str(reason)))
+    while position < len(candidates) and (wanted is None or len(kept) < wanted):
+        need = len(candidates) if wanted is None else wanted - len(kept)
+        window = candidates[position:position + max(need, workers)]
+        position += len(window)
+        for candidate, error in zip(window, mapper(run, window)):
+            if wanted is not None and len(kept) >= wanted:
+                break
+            if error is None:
+                kept.append(candidate)
+            else:
+                reason = getattr(error, "reason", None) or error.message
+                skipped.append(Skipped(candidate.id, candidate.path, str(reason)))
     return kept, skipped
 
 
