@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .records import ClipList, ClipRecord, Skip, emotion_to_label, finish, list_frames, require_dir
+from .clipbuild import sequence_clip
+from .records import ClipList, ClipRecord, Skip, emotion_to_label, finish, require_dir
 
 DATASET = "ckplus"
 CODES = {0: "neutral", 1: "anger", 2: "contempt", 3: "disgust", 4: "fear", 5: "happiness", 6: "sadness",
@@ -58,11 +59,7 @@ def load_ckplus(root: Path | str, *, labelled_only: bool = True, strict: bool = 
                 label = emotion_to_label(emotion)
             elif labelled_only:
                 continue
-            frames = list_frames(seq_dir)
-            if len(frames) < 2:
-                skipped.append(Skip(where, f"sequence has {len(frames)} frame(s)"))
-                continue
-            last = len(frames) - 1
-            records.append(ClipRecord(DATASET, subject_dir.name, seq_dir.name, frames, 0, last, last, emotion,
-                                      label, "last"))
+            item = sequence_clip(DATASET, subject_dir.name, seq_dir.name, seq_dir, emotion=emotion, label=label,
+                                 where=where)
+            (skipped if isinstance(item, Skip) else records).append(item)
     return finish(records, skipped, source=str(root), strict=strict)

@@ -48,3 +48,13 @@ def clip_from_numbers(dataset: str, subject: str, clip: str, folder: Path, *, on
     else:
         apex_source = "none"
     return ClipRecord(dataset, subject, clip, frames, onset_i, apex_i, offset_i, emotion, label, apex_source)
+
+
+def sequence_clip(dataset: str, subject: str, clip: str, folder: Path, *, emotion: str, label: int | None,
+                  where: str) -> ClipRecord | Skip:
+    """A neutral -> peak sequence (CK+, Oulu-CASIA): onset = first frame, apex = offset = last frame."""
+    frames = list_frames(folder)
+    if len(frames) < 2:
+        return Skip(where, f"sequence has {len(frames)} frame(s)")
+    last = len(frames) - 1
+    return ClipRecord(dataset, subject, clip, frames, 0, last, last, emotion, label, "last")

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DataError
-from .records import ClipList, ClipRecord, Skip, emotion_to_label, finish, list_frames, require_dir
+from .clipbuild import sequence_clip
+from .records import ClipList, ClipRecord, Skip, emotion_to_label, finish, require_dir
 
 DATASET = "oulu"
 EXPRESSIONS = ("Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
@@ -33,11 +34,7 @@ def load_oulu(root: Path | str, *, camera: str = "VL", illumination: str = "Stro
             if label is None:
                 skipped.append(Skip(where, f"unknown expression folder {expr_dir.name!r}"))
                 continue
-            frames = list_frames(expr_dir)
-            if len(frames) < 2:
-                skipped.append(Skip(where, f"sequence has {len(frames)} frame(s)"))
-                continue
-            last = len(frames) - 1
-            records.append(ClipRecord(DATASET, subject_dir.name, expr_dir.name, frames, 0, last, last,
-                                      expr_dir.name.lower(), label, "last"))
+            item = sequence_clip(DATASET, subject_dir.name, expr_dir.name, expr_dir, emotion=expr_dir.name.lower(),
+                                 label=label, where=where)
+            (skipped if isinstance(item, Skip) else records).append(item)
     return finish(records, skipped, source=str(base), strict=strict)
