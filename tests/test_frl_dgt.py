@@ -45,13 +45,7 @@ DGM_CONV_PARAMS = {"conv1": 608, "conv2": 32_832, "conv3": 36_928, "conv4": 131_
                    "conv6": 147_584, "conv7": 8_256, "conv8": 73_792, "conv9": 36_928, "conv10": 1_154}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tensors are small: one thread is as fast and does not spin against other jobs on the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def texture(n: int, size: int, g: torch.Generator) -> torch.Tensor:

@@ -151,14 +151,7 @@ def _aus(b: int = 2, t: int = 3) -> np.ndarray:
     return aus
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks gain nothing from a second thread, and OpenMP barriers stall when other
-    test processes share the two cores; the results do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

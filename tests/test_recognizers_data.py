@@ -199,9 +199,4 @@ def test_raw_frames_are_face_cropped_with_one_box_per_clip(feat_test_data, tmp_p
     assert np.abs(frames[0].astype(int) - whole).mean() > 10
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")

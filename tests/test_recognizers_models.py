@@ -8,12 +8,7 @@ import torch
 from miex_gen.errors import CheckpointError, ConfigError
 from recognizers.models import create_model
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 CASES = [

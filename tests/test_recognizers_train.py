@@ -29,13 +29,12 @@ def casme2_root(tmp_path_factory):
     return make_casme2(tmp_path_factory.mktemp("casme2"), casme2_clips(subjects=3, per_class=2))
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(autouse=True)
-def _flow_cache_and_threads(tmp_path, monkeypatch):
+def _flow_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MIEX_CACHE_DIR", str(tmp_path / "cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is faster than two contended ones
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_training_on_shards_learns_held_out_identities(tmp_path):
