@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -416,7 +415,3 @@ def demo_config(out: str | Path, **overrides: Any) -> GenerateConfig:
             "samples_per_id": 30, "samples_per_shard": 90}
     data.update({k: v for k, v in overrides.items() if v is not None})
     return GenerateConfig.from_mapping(data, where="demo")
-
-
-def remove_output(out: Path) -> None:  # pragma: no cover - convenience for notebooks
-    shutil.rmtree(out)
