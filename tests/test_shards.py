@@ -34,8 +34,9 @@ def test_compression_specs():
     from miex_gen.errors import ConfigError
     from miex_gen.shards import Compression
 
-    assert str(Compression.parse(None)) == "none+fletcher32"  # the default
-    assert str(Compression.parse("gzip")) == "gzip:1+fletcher32"
+    assert str(Compression.parse(None)) == "none"  # the default: no per-chunk checksum on frames
+    assert str(Compression.parse("gzip")) == "gzip:1"
+    assert str(Compression.parse("none+fletcher32")) == "none+fletcher32"
     assert str(Compression.parse("lzf+nofletcher32")) == "lzf"
     assert Compression.parse("gzip:6", checksum=False).h5py_kwargs() == {
         "fletcher32": False, "compression": "gzip", "compression_opts": 6}
@@ -153,7 +154,7 @@ def _fields(problems) -> set[tuple[str, str]]:
 
 @pytest.mark.parametrize("checksum", [False, True])
 def test_validate_catches_flipped_byte_in_frames(tmp_path, checksum):
-    """The manifest's SHA-256 always catches it; fletcher32 (the default) also the frame read itself."""
+    """The manifest's SHA-256 always catches it; fletcher32 (opt-in) also the frame read itself."""
     d = tmp_path / "ds"
     write_dataset(d, checksum=checksum)
     path = d / shard_name(1)

@@ -4,7 +4,8 @@ A dataset is a directory of ``shard-NNNNN.h5`` files plus ``manifest.json``, ``D
 and ``index.h5`` (written by :func:`merge_dataset`). docs/FORMAT.md is the full specification.
 
 Modules, one job each: ``schema`` (names, dtypes, compression), ``writer``, ``reader``,
-``sampler`` (shard-aware batches), ``collate`` (handing batches to torch), ``manifest`` (merge),
+``sampler`` (shard-aware batches), ``collate`` (handing batches to torch), ``transport`` (shared-memory
+slabs between DataLoader workers and the main process), ``manifest`` (merge),
 ``index`` (virtual datasets), ``card``, ``validate``, ``info``, ``preview``.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 from .info import dataset_info
 from .manifest import merge_dataset, read_manifest, sha256_file
 from .preview import write_preview
+from . import transport
 from .collate import BatchView, collate
 from .reader import DatasetReader, ShardReader
 from .sampler import ShardBatchSampler

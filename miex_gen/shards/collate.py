@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from . import schema
-
-
-def shared_uint8(shape: tuple[int, ...]) -> Any:
-    """A shared-memory uint8 tensor when running in a torch DataLoader worker, else None."""
-    data = sys.modules.get("torch.utils.data")  # never imports torch itself
-    if data is None or data.get_worker_info() is None:
-        return None
-    import torch
-
-    nbytes = int(np.prod(shape))
-    try:  # shared memory from the start (as default_collate does): no copy, one set of page faults
-        storage = torch.UntypedStorage._new_shared(nbytes)
-        return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
-    except (AttributeError, RuntimeError, TypeError):  # pragma: no cover - older/newer torch
-        return torch.empty(shape, dtype=torch.uint8).share_memory_()
+from .transport import to_slab_batch
 
 
 class BatchView(Sequence):
@@ -66,7 +51,9 @@ def collate(data: Any) -> dict[str, Any]:
         batch = {name: [sample[name] for sample in data] for name in data[0]}
     out: dict[str, Any] = {}
     for name, values in batch.items():
-        if name in ("frames", "aus"):
+        if name == "frames":
+            out[name] = None  # keeps the field order; filled below
+        elif name == "aus":
             out[name] = torch.as_tensor(np.stack(values) if isinstance(values, list) else values)
         elif name in schema.SCALAR_DTYPES:
             out[name] = torch.as_tensor(np.asarray(values, dtype=schema.SCALAR_DTYPES[name]))
@@ -74,6 +61,13 @@ def collate(data: Any) -> dict[str, Any]:
             out[name] = np.asarray(values, dtype=str)
         else:
             out[name] = values
+    frames = batch["frames"]
+    if isinstance(frames, torch.Tensor):
+        frames = frames.numpy()
+    shared = to_slab_batch(out, frames)  # in a DataLoader worker: reused shared memory
+    if shared is not None:
+        return shared
+    out["frames"] = torch.as_tensor(np.stack(frames) if isinstance(frames, list) else frames)
     return out
 
 

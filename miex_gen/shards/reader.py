@@ -18,13 +18,16 @@ import numpy as np
 
 from ..errors import FormatError
 from . import schema
-from .collate import BatchView, sample_dict, shared_uint8
+from .collate import BatchView, sample_dict
 from .sampler import ShardBatchSampler
 
 # chunk cache per open dataset: a few chunks of aus / frames
 _RDCC_NBYTES = 4 * 1024 * 1024
 # read_batch reads the AUs of a batch as one span when it is at most this big
 _AUS_SPAN_BYTES = 8 * 1024 * 1024
+# a shard's AUs are kept in memory (per process, like the table) when they are at most this big:
+# 2,500 samples of up to 49 frames. A row read through HDF5 costs ~40 µs, a memory read ~1 µs.
+_AUS_CACHE_BYTES = 8 * 1024 * 1024
 
 
 def _decode_attr(value: Any) -> Any:
@@ -88,6 +91,94 @@ class _RowReader:
         return out[0]
 
 
+class _DirectFrames:
+    """Frame rows of an unfiltered shard read with ``pread`` at the chunk addresses HDF5 reports.
+
+    HDF5 spends tens of microseconds per ``H5Dread`` of one chunk (selection, chunk lookup,
+    type path). With one chunk per sample and no filter, a chunk's bytes on disk are exactly the
+    row's bytes, so reading them at the address from ``H5Dchunk_iter`` / ``H5Dget_chunk_info`` is
+    one copy from the page cache (about 4x faster; ``benchmarks/bench_read.py``). Only used when
+    the layout allows it, checked against an HDF5 read when the file is opened; compressed or
+    checksummed shards keep the HDF5 path, which decompresses and verifies.
+    """
+
+    def __init__(self, path: Path, offsets: np.ndarray, row_shape: tuple[int, ...]):
+        self.path = path
+        self.offsets = offsets  # file address of each sample's chunk; -1 = never written
+        self.row_shape = row_shape
+        self.row_bytes = int(np.prod(row_shape))
+        self.fd = os.open(path, os.O_RDONLY)
+
+    @classmethod
+    def open(cls, path: Path, file: Any, rows: _RowReader) -> "_DirectFrames | None":
+        dset = file["frames"]
+        if (dset.dtype != np.uint8 or dset.chunks != (1,) + rows.row_shape or file.userblock_size
+                or dset.id.get_create_plist().get_nfilters() or len(dset) == 0):
+            return None
+        offsets = _chunk_offsets(dset, int(np.prod(rows.row_shape)))
+        if offsets is None or not (offsets >= 0).any():
+            return None
+        direct = cls(path, offsets, rows.row_shape)
+        first = int(np.flatnonzero(offsets >= 0)[0])
+        mine = np.empty((1,) + rows.row_shape, dtype=np.uint8)
+        direct.read_into(mine, np.array([first]), rows)
+        if not np.array_equal(mine[0], rows.row(first)):  # not what HDF5 reads: never guess
+            direct.close()
+            return None
+        return direct
+
+    def read_into(self, out: np.ndarray, idx: np.ndarray, rows: _RowReader) -> None:
+        """Rows ``idx`` (any order) into ``out``; runs of neighbours on disk in one call."""
+        if len(idx) == 1 and self.offsets[idx[0]] >= 0:  # per-sample reads: skip the run search
+            self._pread(memoryview(out[:1]).cast("B"), int(self.offsets[idx[0]]))
+            return
+        if len(idx) == 0:
+            return
+        offsets = self.offsets[idx]
+        unwritten = np.flatnonzero(offsets < 0)
+        for pos in unwritten:  # HDF5 supplies the fill value
+            rows.read_into(out[pos:pos + 1], int(idx[pos]), 1)
+        breaks = np.flatnonzero((np.diff(offsets) != self.row_bytes) | (offsets[1:] < 0) | (offsets[:-1] < 0)) + 1
+        starts = np.concatenate([[0], breaks])
+        stops = np.concatenate([breaks, [len(idx)]])
+        for a, b in zip(starts.tolist(), stops.tolist()):
+            if offsets[a] >= 0:
+                self._pread(memoryview(out[a:b]).cast("B"), int(offsets[a]))
+
+    def _pread(self, view: memoryview, offset: int) -> None:
+        done = 0
+        while done < len(view):
+            got = os.preadv(self.fd, [view[done:]], offset + done)
+            if got <= 0:
+                raise FormatError(f"{self.path} ends inside a frame chunk (at byte {offset + done})",
+                                  path=self.path, hint="the file is truncated; run miex data validate")
+            done += got
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _chunk_offsets(dset: Any, chunk_bytes: int) -> np.ndarray | None:
+    """File address of every row's chunk (-1 where unallocated); None if any chunk is not raw."""
+    offsets = np.full(len(dset), -1, dtype=np.int64)
+    raw = [True]
+
+    def visit(info: Any) -> None:
+        if info.filter_mask or info.size != chunk_bytes:
+            raw[0] = False
+        elif info.chunk_offset[0] < len(offsets):
+            offsets[info.chunk_offset[0]] = info.byte_offset
+
+    try:
+        dset.id.chunk_iter(visit)
+    except (AttributeError, NotImplementedError, RuntimeError):  # HDF5 < 1.12.3: one query per chunk
+        for k in range(dset.id.get_num_chunks()):
+            visit(dset.id.get_chunk_info(k))
+    return offsets if raw[0] else None
+
+
 class _Handle:
     """An open shard in one process: the h5py file and row readers for frames and aus."""
 
@@ -98,6 +189,26 @@ class _Handle:
         self.file = h5py.File(path, "r", rdcc_nbytes=_RDCC_NBYTES)
         self.frames = _RowReader(self.file["frames"])
         self.aus = _RowReader(self.file["aus"])
+        self.direct = _DirectFrames.open(path, self.file, self.frames)
+
+    def read_frames(self, out: np.ndarray, idx: np.ndarray) -> None:
+        """Rows ``idx`` of ``frames`` into ``out`` (C-contiguous, ``len(idx)`` rows)."""
+        if self.direct is not None:
+            self.direct.read_into(out, idx, self.frames)
+        elif len(idx) <= 1 or bool(np.all(np.diff(idx) > 0)):
+            for pos, first, length in _runs(idx):
+                self.frames.read_into(out[pos:pos + length], first, length)
+        else:
+            unique, inverse = np.unique(idx, return_inverse=True)
+            sorted_frames = np.empty((len(unique),) + self.frames.row_shape, dtype=np.uint8)
+            for pos, first, length in _runs(unique):
+                self.frames.read_into(sorted_frames[pos:pos + length], first, length)
+            np.take(sorted_frames, inverse, axis=0, out=out)
+
+    def close(self) -> None:
+        if self.direct is not None:
+            self.direct.close()
+        self.file.close()
 
 
 def _output(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
@@ -151,6 +262,7 @@ class ShardReader:
         self.class_names: tuple[str, ...] = tuple(self.attrs.get("class_names", ()))
         self._handle: _Handle | None = None
         self._table: dict[str, np.ndarray] | None = None
+        self._aus: np.ndarray | None = None
 
     # ----------------------------------------------------------------- per-process handle
     def _open(self) -> _Handle:
@@ -161,12 +273,12 @@ class ShardReader:
 
     def close(self) -> None:
         if self._handle is not None and self._handle.pid == os.getpid():
-            self._handle.file.close()
+            self._handle.close()
         self._handle = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_handle=None, _table=None)
+        state.update(_handle=None, _table=None, _aus=None)
         return state
 
     def __len__(self) -> int:
@@ -193,29 +305,29 @@ class ShardReader:
     def __getitem__(self, index: int) -> dict[str, Any]:
         i = self._check_index(index)
         handle = self._open()
-        return sample_dict(handle.frames.row(i), handle.aus.row(i), self.table(), i)
+        frames = np.empty((1,) + self.frame_shape, dtype=np.uint8)
+        handle.read_frames(frames, np.array([i]))
+        cached = self._cached_aus(handle)
+        aus = cached[i].copy() if cached is not None else handle.aus.row(i)
+        return sample_dict(frames[0], aus, self.table(), i)
 
     def read_batch(self, indices: Sequence[int] | np.ndarray, *, frames_out: np.ndarray | None = None
                    ) -> dict[str, Any]:
         """Samples ``indices`` stacked, in the order asked (``render_meta`` as JSON text).
 
-        frames: one HDF5 read per run of consecutive indices, straight into ``frames_out`` (or a
-        new array) when the indices increase (HDF5's own multi-block selections are far slower
-        than this loop); aus: one read of the span the batch covers.
+        frames: straight into ``frames_out`` (or a new array), one ``pread`` per run of neighbouring
+        chunks for unfiltered shards (``_DirectFrames``), else one HDF5 read per run of consecutive
+        indices (HDF5's own multi-block selections are far slower than this loop); aus: one read
+        of the span the batch covers.
         """
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        idx = np.array([self._check_index(int(i)) for i in idx], dtype=np.int64)
+        idx = np.where(idx < 0, idx + self._len, idx)
+        if len(idx) and (idx.min() < 0 or idx.max() >= self._len):
+            bad = int(np.asarray(indices).reshape(-1)[(idx < 0) | (idx >= self._len)][0])
+            raise IndexError(f"sample {bad} out of range for {self.path.name} ({self._len} samples)")
         frames = _output(frames_out, (len(idx),) + self.frame_shape)
         handle = self._open()
-        if len(idx) <= 1 or bool(np.all(np.diff(idx) > 0)):
-            for pos, first, length in _runs(idx):
-                handle.frames.read_into(frames[pos:pos + length], first, length)
-        else:
-            unique, inverse = np.unique(idx, return_inverse=True)
-            sorted_frames = np.empty((len(unique),) + self.frame_shape, dtype=np.uint8)
-            for pos, first, length in _runs(unique):
-                handle.frames.read_into(sorted_frames[pos:pos + length], first, length)
-            np.take(sorted_frames, inverse, axis=0, out=frames)
+        handle.read_frames(frames, idx)
         batch: dict[str, Any] = {"frames": frames, "aus": self._read_aus(handle, idx)}
         table = self.table()
         for name in schema.SCALAR_FIELDS + schema.STRING_FIELDS:
@@ -224,10 +336,13 @@ class ShardReader:
         return batch
 
     def _read_aus(self, handle: _Handle, idx: np.ndarray) -> np.ndarray:
-        """AUs are small: one read of the span covering the batch beats a read per sample."""
+        """AUs are small: from memory, else one read of the span covering the batch (not per sample)."""
         shape = (self.num_frames, 17)
         if len(idx) == 0:
             return np.empty((0,) + shape, dtype=np.float32)
+        cached = self._cached_aus(handle)
+        if cached is not None:
+            return cached[idx]
         lo, hi = int(idx.min()), int(idx.max()) + 1
         if (hi - lo) * self.num_frames * 17 * 4 <= _AUS_SPAN_BYTES:
             span = np.empty((hi - lo,) + shape, dtype=np.float32)
@@ -238,6 +353,17 @@ class ShardReader:
         for pos, first, length in _runs(unique):
             handle.aus.read_into(aus[pos:pos + length], first, length)
         return aus[inverse]
+
+    def _cached_aus(self, handle: _Handle) -> np.ndarray | None:
+        """All AUs of this shard, read once per process, if they fit ``_AUS_CACHE_BYTES``."""
+        if self._aus is None:
+            if self._len * self.num_frames * 17 * 4 > _AUS_CACHE_BYTES:
+                return None
+            aus = np.empty((self._len, self.num_frames, 17), dtype=np.float32)
+            if self._len:
+                handle.aus.read_into(aus, 0, self._len)
+            self._aus = aus
+        return self._aus
 
     def _check_index(self, index: int) -> int:
         i = int(index)
@@ -335,15 +461,10 @@ class DatasetReader:
     def __getitems__(self, indices: Sequence[int]) -> "BatchView":
         """DataLoader hook (auto-collation): one batched read, seen as a sequence of sample dicts.
 
-        In a DataLoader worker the frames are read straight into shared memory, so handing the
-        batch to the main process copies nothing (``collate`` uses the stacked batch as is).
+        ``collate`` takes the stacked batch whole and, in a worker, hands it to the main process
+        through reused shared memory (``transport``).
         """
-        frames_tensor = shared_uint8((len(indices),) + self.frame_shape)
-        if frames_tensor is None:
-            return BatchView(self.read_batch(indices))
-        batch = self.read_batch(indices, frames_out=frames_tensor.numpy())
-        batch["frames"] = frames_tensor
-        return BatchView(batch)
+        return BatchView(self.read_batch(indices))
 
     def table(self) -> dict[str, np.ndarray]:
         """Per-sample fields except frames/aus for the whole dataset, plus ``shard`` (shard number)."""
