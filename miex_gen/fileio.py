@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,30 @@ def sha256_file(path: str | Path) -> str:
         while block := handle.read(_HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """A file's SHA-256 with the size and modification time it was taken at.
+
+    Lets a later step (``merge_dataset``) reuse a hash taken right after the file was written,
+    and notice when the file changed since.
+    """
+
+    name: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    def still_matches(self, path: str | Path) -> bool:
+        stat = os.stat(path)
+        return stat.st_size == self.size and stat.st_mtime_ns == self.mtime_ns
+
+
+def digest_file(path: str | Path) -> FileDigest:
+    """SHA-256 of ``path`` plus the size and mtime it had before hashing."""
+    stat = os.stat(path)
+    return FileDigest(Path(path).name, stat.st_size, stat.st_mtime_ns, sha256_file(path))
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from .atomic import TMP_MARKER, atomic_write_json
 from .config import GenerateConfig, content_hash, parse_shard_subset, sha256_file
+from .fileio import FileDigest, digest_file
 from .errors import ConfigError, DataError
 from .identities import (
     IdentityCandidate,
@@ -43,6 +44,7 @@ OWNED_FILES = (CONFIG_FILE, IDENTITIES_FILE, SKIPPED_FILE, "plan.json", "plan.np
                "index.h5", "DATASET_CARD.md")
 PREFETCH = 4  # identities prepared ahead of rendering
 PREPARE_THREADS = 2  # threads screening/preparing identities (face detection and mesh release the GIL)
+SCREENED_IMAGE_BUDGET = 256 * 1024 * 1024  # bytes of decoded photos kept from screening for prepare
 _THREADS: dict[int, Any] = {}  # per process: long-lived, so per-thread MediaPipe graphs are built once
 
 ProgressCallback = Callable[[str, dict[str, Any]], None]
@@ -138,8 +140,10 @@ def clear_output(out: Path) -> None:
 
 
 def screen_identities(config: GenerateConfig, renderer, out: Path, candidates: Sequence[IdentityCandidate],
-                      config_hash: str) -> tuple[list[IdentityCandidate], list[Skipped]]:
-    """Screen (or reuse the screening saved by an earlier run with the same config_hash)."""
+                      config_hash: str, keep: ScreenedImages | None = None
+                      ) -> tuple[list[IdentityCandidate], list[Skipped]]:
+    """Screen (or reuse the screening saved by an earlier run with the same config_hash); photos
+    that pass go to ``keep`` for prepare."""
     cache = out / IDENTITIES_FILE
     by_id = {c.id: c for c in candidates}
     if cache.exists():
@@ -153,7 +157,10 @@ def screen_identities(config: GenerateConfig, renderer, out: Path, candidates: S
             pass
 
     def check(candidate: IdentityCandidate) -> None:
-        renderer.screen(load_candidate(candidate))
+        image = load_candidate(candidate)
+        renderer.screen(image)
+        if keep is not None:
+            keep.keep(candidate.id, image)
 
     kept, skipped = screen(seeded_order(candidates, config.seed), check, wanted=config.num_ids,
                            pool=worker_threads(), workers=PREPARE_THREADS)
@@ -170,6 +177,41 @@ def screen_identities(config: GenerateConfig, renderer, out: Path, candidates: S
         "skipped": [{"id": s.id, "path": str(s.path), "reason": s.reason} for s in skipped],
     })
     return kept, skipped
+
+
+class ScreenedImages:
+    """Photos decoded while screening, kept (within a byte budget) for the first shards' ``prepare``.
+
+    Screening decodes every photo it checks; without this the first shards would decode the same
+    photos again. The earliest screened photos are the ones the first shards need, so once the
+    budget is spent nothing more is kept; each photo is handed out once.
+    """
+
+    def __init__(self, budget_bytes: int = SCREENED_IMAGE_BUDGET):
+        import threading
+
+        self._budget = budget_bytes
+        self._images: dict[str, np.ndarray] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def keep(self, identity: str, image: np.ndarray) -> None:
+        with self._lock:
+            if identity not in self._images and self._bytes + image.nbytes <= self._budget:
+                self._images[identity] = image
+                self._bytes += image.nbytes
+
+    def take(self, identity: str) -> np.ndarray | None:
+        with self._lock:
+            image = self._images.pop(identity, None)
+            if image is not None:
+                self._bytes -= image.nbytes
+            return image
+
+    def clear(self) -> None:
+        with self._lock:
+            self._images.clear()
+            self._bytes = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,10 +259,21 @@ def shard_is_complete(path: Path, config_hash: str, expected_samples: int) -> bo
 
 def render_shard(out: Path, k: int, config: GenerateConfig, candidates: Sequence[IdentityCandidate],
                  batch_size: int | None = None, on_batch: Callable[[int], None] | None = None,
-                 renderer=None, plan: Plan | None = None) -> int:
-    """Render shard ``k`` of the plan saved in ``out`` and write it atomically; return its sample count.
+                 renderer=None, plan: Plan | None = None) -> FileDigest:
+    """Render shard ``k`` of the plan saved in ``out``, write it atomically and hash it.
 
     Runs in any process: everything it needs is in ``out`` (plan, resolved config) and its arguments.
+    """
+    return finish_shard(render_shard_unfinished(out, k, config, candidates, batch_size, on_batch, renderer, plan))
+
+
+def render_shard_unfinished(out: Path, k: int, config: GenerateConfig, candidates: Sequence[IdentityCandidate],
+                            batch_size: int | None = None, on_batch: Callable[[int], None] | None = None,
+                            renderer=None, plan: Plan | None = None, screened: ScreenedImages | None = None) -> Any:
+    """Render every sample of shard ``k`` into an open ``ShardWriter`` (still under its temp name).
+
+    The caller finishes it with :func:`finish_shard` (possibly in another thread, while the next
+    shard renders); on an error here the temp file is removed.
     """
     from .shards import ShardWriter, shard_name
 
@@ -232,39 +285,57 @@ def render_shard(out: Path, k: int, config: GenerateConfig, candidates: Sequence
     size = renderer.input_size
     batch = batch_size or getattr(renderer, "default_batch_size", 8)
     order = [plan.identities[i] for i in plan.identity_index[rows.start:rows.stop]]
-    load = lambda identity: load_candidate(by_id[identity])  # noqa: E731
+
+    def load(identity: str) -> np.ndarray:
+        image = screened.take(identity) if screened is not None else None
+        return image if image is not None else load_candidate(by_id[identity])
 
     attrs = shard_attrs(config, renderer, plan, resolved, k)
     compression = None if config.compression == "default" else config.compression
     writer_kwargs = {} if compression is None else {"compression": None if compression == "none" else compression}
-    with PreparedPrefetcher(renderer, order, load) as prefetch, \
-            ShardWriter(out / shard_name(k), num_frames=plan.num_frames, height=size, width=size, attrs=attrs,
-                        capacity=len(rows), **writer_kwargs) as writer:
-        for start in range(rows.start, rows.stop, batch):
-            idx = np.arange(start, min(start + batch, rows.stop))
-            identities = [plan.identities[i] for i in plan.identity_index[idx]]
-            prepared = prefetch.take(identities, start - rows.start)
-            aus = plan.aus_of(idx)
-            result = renderer.render(prepared, aus)
-            writer.append_batch(
-                frames=result.frames,
-                aus=aus,
-                label=plan.label[idx],
-                apex_index=np.full(idx.size, plan.apex_frame_index),
-                source_kind=plan.source_kind[idx],
-                identity=identities,
-                dataset=plan.dataset[idx],
-                subject=plan.subject[idx],
-                clip=plan.clip[idx],
-                onset_frame=plan.onset_frame[idx],
-                apex_frame=plan.apex_frame[idx],
-                sample_seed=plan.sample_seed[idx],
-                sample_index=idx,
-                render_meta=[{**p.meta, **m} for p, m in zip(prepared, result.meta)],
-            )
-            if on_batch is not None:
-                on_batch(int(idx.size))
-    return len(rows)
+    writer = ShardWriter(out / shard_name(k), num_frames=plan.num_frames, height=size, width=size, attrs=attrs,
+                         capacity=len(rows), **writer_kwargs)
+    writer.open()
+    try:
+        with PreparedPrefetcher(renderer, order, load) as prefetch:
+            for start in range(rows.start, rows.stop, batch):
+                idx = np.arange(start, min(start + batch, rows.stop))
+                identities = [plan.identities[i] for i in plan.identity_index[idx]]
+                prepared = prefetch.take(identities, start - rows.start)
+                aus = plan.aus_of(idx)
+                result = renderer.render(prepared, aus)
+                writer.append_batch(
+                    frames=result.frames,
+                    aus=aus,
+                    label=plan.label[idx],
+                    apex_index=np.full(idx.size, plan.apex_frame_index),
+                    source_kind=plan.source_kind[idx],
+                    identity=identities,
+                    dataset=plan.dataset[idx],
+                    subject=plan.subject[idx],
+                    clip=plan.clip[idx],
+                    onset_frame=plan.onset_frame[idx],
+                    apex_frame=plan.apex_frame[idx],
+                    sample_seed=plan.sample_seed[idx],
+                    sample_index=idx,
+                    render_meta=[{**p.meta, **m} for p, m in zip(prepared, result.meta)],
+                )
+                if on_batch is not None:
+                    on_batch(int(idx.size))
+    except BaseException as exc:
+        writer.abort(type(exc), exc, exc.__traceback__)
+        raise
+    return writer
+
+
+def finish_shard(writer: Any) -> FileDigest:
+    """Flush, fsync and rename a rendered shard, then hash it (for the manifest).
+
+    I/O-bound (fsync and hashing release the GIL), so ``generate`` runs it in a background thread
+    while the next shard renders. If the process dies first, the temp file is left and the next
+    run redoes the shard; a shard under its final name is always complete.
+    """
+    return digest_file(writer.close())
 
 
 def worker_threads():
@@ -333,13 +404,55 @@ class PreparedPrefetcher:
 
 
 def _render_shard_job(out: str, k: int, config_dict: dict[str, Any], candidates: list[IdentityCandidate],
-                      batch_size: int | None) -> tuple[int, int]:
+                      batch_size: int | None) -> tuple[int, int, FileDigest]:
     """joblib entry point: rebuild the config in the worker, render one shard."""
     import torch
 
     torch.set_num_threads(1)  # one thread per worker process: workers, not threads, use the cores
     config = GenerateConfig.from_mapping(config_dict)
-    return k, render_shard(Path(out), k, config, candidates, batch_size)
+    plan = Plan.load(Path(out))
+    with single_threaded_blas():
+        digest = render_shard(Path(out), k, config, candidates, batch_size, plan=plan)
+    return k, len(plan.shard_rows(k)), digest
+
+
+def _render_here(out: Path, todo: Sequence[int], config: GenerateConfig, kept: Sequence[IdentityCandidate],
+                 renderer, plan: Plan, notify: ProgressCallback, finished: Callable[[int, FileDigest], None],
+                 screened: ScreenedImages) -> None:
+    """Render shards in this process; each finishes (fsync, rename, hash) in a background thread
+    while the next one renders. Waits for all of them; the first error is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="miex-finish") as finisher, single_threaded_blas():
+        pending: list[tuple[int, Any]] = []
+        try:
+            for k in todo:
+                writer = render_shard_unfinished(out, k, config, kept, config.batch_size, renderer=renderer,
+                                                 plan=plan, on_batch=lambda n: notify("samples", {"n": n}),
+                                                 screened=screened)
+                pending.append((k, finisher.submit(finish_shard, writer)))
+                while pending and pending[0][1].done():
+                    k_done, future = pending.pop(0)
+                    finished(k_done, future.result())
+        except BaseException:  # shards already rendered are still completed; this error is the one raised
+            for k_done, future in pending:
+                if future.exception() is None:
+                    finished(k_done, future.result())
+            raise
+        for k_done, future in pending:
+            finished(k_done, future.result())
+
+
+def single_threaded_blas():
+    """Context: BLAS (OpenBLAS, MKL, ...) on one thread while generating.
+
+    The renderers' matrix products are tiny (17 AUs x a few hundred points); a BLAS thread pool
+    gains nothing on them, and its threads busy-wait while face preparation runs beside rendering,
+    which measured ~40 % more CPU for the same work on 2 cores (benchmarks/bench_generate.py).
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,7 +477,8 @@ def generate(config: GenerateConfig, *, progress: ProgressCallback | None = None
     _check_existing_output(out, config_hash, content, config.overwrite)
 
     notify("status", {"message": f"screening {len(candidates)} identity candidates"})
-    kept, skipped = screen_identities(config, renderer, out, candidates, config_hash)
+    screened = ScreenedImages()
+    kept, skipped = screen_identities(config, renderer, out, candidates, config_hash, keep=screened)
     plan = make_plan(config, [c.id for c in kept], pools, config_hash)
     resolved = {"config_hash": config_hash, "config": config.to_dict(), "content": content,
                 "versions": environment_info(), "num_samples": len(plan), "num_shards": plan.num_shards}
@@ -384,24 +498,30 @@ def generate(config: GenerateConfig, *, progress: ProgressCallback | None = None
     notify("start", {"total_samples": sum(len(plan.shard_rows(k)) for k in todo), "shards": len(todo),
                      "reused": len(reused), "num_shards": plan.num_shards})
 
+    digests: dict[str, FileDigest] = {}
+
+    def finished(k: int, digest: FileDigest) -> None:
+        digests[digest.name] = digest
+        result.shards_made.append(k)
+        notify("shard", {"k": k})
+
     if config.workers <= 1 or len(todo) <= 1:
-        for k in todo:
-            render_shard(out, k, config, kept, config.batch_size, renderer=renderer, plan=plan,
-                         on_batch=lambda n: notify("samples", {"n": n}))
-            result.shards_made.append(k)
-            notify("shard", {"k": k})
+        _render_here(out, todo, config, kept, renderer, plan, notify, finished, screened)
     else:
+        screened.clear()  # worker processes decode their own
         from joblib import Parallel, delayed
 
         jobs = (delayed(_render_shard_job)(str(out), k, config.to_dict(), kept, config.batch_size) for k in todo)
-        for k, n in Parallel(n_jobs=config.workers, return_as="generator_unordered")(jobs):
-            result.shards_made.append(k)
+        for k, n, digest in Parallel(n_jobs=config.workers, return_as="generator_unordered")(jobs):
             notify("samples", {"n": n})
-            notify("shard", {"k": k})
+            finished(k, digest)
 
     present = all((out / shard_name(k)).exists() for k in range(plan.num_shards))
     if present:
-        merge_dataset(out, expected_shards=plan.num_shards)
+        # every shard was closed by our writer (this run) or passed shard_is_complete (earlier
+        # runs): schema and values are checked again, the frames are not read back, and the
+        # hashes taken right after writing are reused
+        merge_dataset(out, expected_shards=plan.num_shards, check_frames=False, digests=digests)
         result.complete = True
     result.shards_made.sort()
     result.seconds = time.perf_counter() - started

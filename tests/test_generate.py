@@ -198,3 +198,51 @@ def test_cli_errors_are_one_line(tmp_path):
     assert result.output.startswith("error: ") and "no image" in result.output.lower()
     bad = CliRunner().invoke(cli, ["generate", "--demo", str(tmp_path / "x"), "--frames", "1", "-q"])
     assert bad.exit_code == 1 and "frames" in bad.output
+
+
+def test_a_failing_shard_still_lets_the_rendered_one_finish(face_folder, reference, monkeypatch, tmp_path):
+    """Shards finish (fsync, rename, hash) in a background thread while the next renders: an error
+    in shard 1 is raised, shard 0 is completed under its final name with the reference's data."""
+    import miex_gen.generate as generate_module
+
+    real = generate_module.render_shard_unfinished
+
+    def fail_on_second(out, k, *args, **kwargs):
+        if k == 1:
+            raise RuntimeError("renderer broke on shard 1")
+        return real(out, k, *args, **kwargs)
+
+    monkeypatch.setattr(generate_module, "render_shard_unfinished", fail_on_second)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="shard 1"):
+        generate(_config(face_folder, out))
+    assert [p.name for p in list_shards(out)] == ["shard-00000.h5"]
+    assert not list(out.glob(".shard-*"))  # no temp file left behind
+    monkeypatch.undo()
+    result = generate(_config(face_folder, out))  # resume: shard 0 is reused as it is
+    assert result.shards_reused == [0] and result.complete
+    for key, want in reference[1].items():
+        np.testing.assert_array_equal(_content(out)[key], want)
+    assert validate_dataset(out) == []
+
+
+def test_screened_photos_are_handed_out_once_within_the_budget():
+    from miex_gen.generate import ScreenedImages
+
+    held = ScreenedImages(budget_bytes=300)
+    a, b = np.zeros((10, 10, 3), np.uint8), np.ones((10, 10, 3), np.uint8)  # 300 bytes each
+    held.keep("a", a)
+    held.keep("b", b)  # over the budget: not kept (the earliest photos are the ones needed first)
+    assert held.take("b") is None
+    assert held.take("a") is a and held.take("a") is None
+    held.keep("b", b)  # room again once "a" was taken
+    assert held.take("b") is b
+
+
+def test_generate_runs_blas_on_one_thread():
+    from threadpoolctl import threadpool_info
+
+    from miex_gen.generate import single_threaded_blas
+
+    with single_threaded_blas():
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")

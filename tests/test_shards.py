@@ -373,3 +373,21 @@ def _write_foreign_h5(path: Path) -> Path:
     with h5py.File(path, "w") as f:
         f["x"] = np.zeros(3)
     return path
+
+
+def test_merge_reuses_a_fresh_digest_and_rehashes_a_changed_file(tmp_path):
+    """generate hands merge the hashes taken right after writing; a file touched since is hashed again."""
+    from dataclasses import replace
+
+    from miex_gen.fileio import digest_file, sha256_file
+
+    d = tmp_path / "ds"
+    write_dataset(d, sizes=(4,), merge=False)
+    shard = d / shard_name(0)
+    taken = replace(digest_file(shard), sha256="0" * 64)  # a stand-in hash shows whether it was reused
+    manifest = merge_dataset(d, digests={shard.name: taken})
+    assert manifest["shards"][0]["sha256"] == "0" * 64
+    stat = shard.stat()
+    os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    manifest = merge_dataset(d, digests={shard.name: taken})
+    assert manifest["shards"][0]["sha256"] == sha256_file(shard)

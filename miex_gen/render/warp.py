@@ -72,6 +72,25 @@ class WarpState:
         return np.einsum("tk,kvc->tvc", effective, self.bases, optimize=True)
 
 
+_LOCAL_BASES: dict[tuple[str, int, float], np.ndarray] = {}
+
+
+def _local_basis(model: AuMeshModel, smoothing: int, falloff: float) -> np.ndarray:
+    """[17, 478, 3] in image axes: each AU's (denoised) displacement, confined to its region.
+
+    Depends only on the mesh model and two options, and takes ~50 ms: made once per process, so
+    a renderer built per shard or per worker costs nothing extra. Read-only once made.
+    """
+    key = (model.sha256, smoothing, falloff)
+    basis = _LOCAL_BASES.get(key)
+    if basis is None:
+        smooth = smooth_on_mesh(model.basis, smoothing)
+        basis = model_to_image_axes(localize(smooth, model.neutral, falloff))
+        basis.setflags(write=False)
+        _LOCAL_BASES[key] = basis
+    return basis
+
+
 @register_renderer("warp")
 class WarpRenderer(Renderer):
     """Weight-free renderer; see the module docstring. Options are keyword arguments of
@@ -116,9 +135,7 @@ class WarpRenderer(Renderer):
         self.min_area_ratio = float(min_area_ratio)
         self.landmarks = landmarks
         self.model: AuMeshModel = load_au_mesh_model()
-        # [17, 478, 3] in image axes: each AU's (denoised) displacement, confined to its region
-        smooth = smooth_on_mesh(self.model.basis, self.smoothing)
-        self._local_basis = model_to_image_axes(localize(smooth, self.model.neutral, self.falloff))
+        self._local_basis = _local_basis(self.model, self.smoothing, self.falloff)
         self._model_face = model_to_image_axes(self.model.neutral[:NUM_FACE_VERTICES])
 
     def describe(self) -> dict[str, Any]:
