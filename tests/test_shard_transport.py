@@ -31,6 +31,20 @@ def test_raw_chunk_reads_match_hdf5(tmp_path, checksum):
     assert all((s._open().direct is not None) == (not checksum) for s in r.shards)
 
 
+def test_raw_reads_use_hdf5s_descriptor(tmp_path):
+    """One open file per shard and process, as before the raw path: datasets of hundreds of shards
+    stay far from the descriptor limit."""
+    d = tmp_path / "ds"
+    write_dataset(d, sizes=(3, 3, 3))
+    r = DatasetReader(d)
+    before = len(os.listdir("/proc/self/fd"))
+    r.read_batch([0, 3, 6])
+    assert all(s._open().direct is not None for s in r.shards)
+    assert len(os.listdir("/proc/self/fd")) - before == 3
+    r.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 def test_raw_read_of_a_file_truncated_after_opening_is_an_error(tmp_path):
     d = tmp_path / "ds"
     write_dataset(d, sizes=(6,), merge=False)

@@ -102,12 +102,15 @@ class _DirectFrames:
     checksummed shards keep the HDF5 path, which decompresses and verifies.
     """
 
-    def __init__(self, path: Path, offsets: np.ndarray, row_shape: tuple[int, ...]):
+    def __init__(self, path: Path, offsets: np.ndarray, row_shape: tuple[int, ...], fd: int | None = None):
         self.path = path
         self.offsets = offsets  # file address of each sample's chunk; -1 = never written
         self.row_shape = row_shape
         self.row_bytes = int(np.prod(row_shape))
-        self.fd = os.open(path, os.O_RDONLY)
+        # HDF5's own descriptor when it gives one (pread moves no file offset): a dataset of many
+        # shards then needs no second descriptor per shard and process
+        self._owns_fd = fd is None
+        self.fd = os.open(path, os.O_RDONLY) if fd is None else fd
 
     @classmethod
     def open(cls, path: Path, file: Any, rows: _RowReader) -> "_DirectFrames | None":
@@ -118,7 +121,11 @@ class _DirectFrames:
         offsets = _chunk_offsets(dset, int(np.prod(rows.row_shape)))
         if offsets is None or not (offsets >= 0).any():
             return None
-        direct = cls(path, offsets, rows.row_shape)
+        try:
+            fd = file.id.get_vfd_handle()
+        except Exception:  # noqa: BLE001 - a driver without a POSIX descriptor: open our own
+            fd = None
+        direct = cls(path, offsets, rows.row_shape, fd if isinstance(fd, int) and fd >= 0 else None)
         first = int(np.flatnonzero(offsets >= 0)[0])
         mine = np.empty((1,) + rows.row_shape, dtype=np.uint8)
         direct.read_into(mine, np.array([first]), rows)
@@ -155,9 +162,9 @@ class _DirectFrames:
             done += got
 
     def close(self) -> None:
-        if self.fd >= 0:
+        if self.fd >= 0 and self._owns_fd:
             os.close(self.fd)
-            self.fd = -1
+        self.fd = -1
 
 
 def _chunk_offsets(dset: Any, chunk_bytes: int) -> np.ndarray | None:
