@@ -292,6 +292,11 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def print_header(header: str) -> None:
+    print(header)
+    print("-" * len(header))
+
+
 def print_table(stores: dict[str, dict], raw: int) -> None:
     base = stores["jpeg-folders"]
     plain = stores.get("none")
@@ -299,8 +304,7 @@ def print_table(stores: dict[str, dict], raw: int) -> None:
     print("\nthroughput (samples/s, wall clock) and ratio to the JPEG folders")
     header = f"{'store':<20}{'size MB':>9}{'x JPEG':>8}{'write MB/s':>12}"
     header += "".join(f"{label + '/s':>18}{'x JPEG':>8}" for _, label in modes) + f"{'x none':>8}"
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for name, s in stores.items():
         line = f"{name:<20}{s['size'] / 1e6:>9.1f}{s['size'] / base['size']:>8.2f}{s['write'] / 1e6:>12.0f}"
         for key, _ in modes:
@@ -311,8 +315,7 @@ def print_table(stores: dict[str, dict], raw: int) -> None:
         print(line)
     print("\nCPU cost (µs per sample, DataLoader main process + workers) and JPEG cost / this cost")
     header = f"{'store':<20}" + "".join(f"{label + ' µs':>18}{'x JPEG':>8}" for _, label in modes)
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for name, s in stores.items():
         line = f"{name:<20}"
         for key, _ in modes:
@@ -322,8 +325,7 @@ def print_table(stores: dict[str, dict], raw: int) -> None:
     print("\nstorage cost alone: CPU µs per sample read in one process, no DataLoader (reader[i] and "
           "read_batch over the batch sampler's batches)")
     header = f"{'store':<20}{'per-sample µs':>18}{'x JPEG':>8}{'read_batch µs':>18}{'x JPEG':>8}"
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for name, s in stores.items():
         line = f"{name:<20}{s['inproc']:>18.0f}{base['inproc'] / s['inproc']:>8.2f}"
         if "inproc_batched" in s:
@@ -344,8 +346,7 @@ def print_targets(stores: dict[str, dict]) -> None:
     print(f"\ntargets for the default store ({DEFAULT_STORE}); x JPEG with torch's default_collate (the MiE-X "
           "way) / with miex's collate")
     header = f"{'target':<44}{'x JPEG':>10}{'x JPEG+miex':>13}{'holds':>7}"
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     rows = [("per-sample reads >= 3x JPEG", "per_sample", 3.0), ("batch sampler >= 10x JPEG", "batched", 10.0)]
     for label, key, goal in rows:
         a = default[key] / stores["jpeg-folders"]["per_sample"]

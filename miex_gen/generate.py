@@ -20,8 +20,8 @@ import numpy as np
 
 from .atomic import TMP_MARKER, atomic_write_json
 from .config import GenerateConfig, content_hash, parse_shard_subset, sha256_file
-from .fileio import FileDigest, digest_file
 from .errors import ConfigError, DataError
+from .fileio import FileDigest, digest_file
 from .identities import (
     IdentityCandidate,
     Skipped,

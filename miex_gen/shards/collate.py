@@ -28,8 +28,7 @@ class BatchView(Sequence):
         if not -len(self) <= j < len(self):
             raise IndexError(j)
         b = self.batch
-        frames = b["frames"][j]
-        return sample_dict(frames.numpy() if hasattr(frames, "numpy") else frames, b["aus"][j], b, j)
+        return sample_dict(b["frames"][j], b["aus"][j], b, j)
 
 
 def collate(data: Any) -> dict[str, Any]:
@@ -62,8 +61,6 @@ def collate(data: Any) -> dict[str, Any]:
         else:
             out[name] = values
     frames = batch["frames"]
-    if isinstance(frames, torch.Tensor):
-        frames = frames.numpy()
     shared = to_slab_batch(out, frames)  # in a DataLoader worker: reused shared memory
     if shared is not None:
         return shared

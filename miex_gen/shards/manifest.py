@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,11 +32,9 @@ def _counts(values: np.ndarray, names: list[str] | tuple[str, ...] | None = None
     return {str(u): int(c) for u, c in zip(unique, counts)}
 
 
-def shard_entry(reader: ShardReader, digest: FileDigest | None = None) -> dict[str, Any]:
-    """The manifest entry of one shard (reads the table; hashes the file unless ``digest`` was
-    taken from it and it has not changed since)."""
+def shard_entry(reader: ShardReader, sha256: str | None = None) -> dict[str, Any]:
+    """The manifest entry of one shard (reads the table; hashes the file unless its ``sha256`` is known)."""
     table = reader.table()
-    fresh = digest is not None and digest.name == reader.path.name and digest.still_matches(reader.path)
     return {
         "file": reader.path.name,
         "shard_index": int(reader.attrs.get("shard_index", -1)),
@@ -44,7 +42,7 @@ def shard_entry(reader: ShardReader, digest: FileDigest | None = None) -> dict[s
         "class_counts": _counts(table["label"], reader.class_names),
         "source_kind_counts": _counts(table["source_kind"]),
         "size_bytes": reader.path.stat().st_size,
-        "sha256": digest.sha256 if fresh else sha256_file(reader.path),
+        "sha256": sha256 or sha256_file(reader.path),
     }
 
 
@@ -126,9 +124,10 @@ def merge_dataset(directory: str | Path, *, expected_shards: int | None = None, 
             shown = ", ".join(schema.shard_name(k) for k in missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise FormatError(f"{directory}: {len(missing)} of {expected_shards} planned shards are missing "
                               f"({shown})", path=directory, hint="finish or resume the run before merging")
-    digests = digests or {}
-    fresh = {f.name for f in files if f.name in digests and digests[f.name].still_matches(f)}
-    if verify:  # a shard whose digest is fresh was closed by our own (checking) writer moments ago
+    # hashes of shards unchanged since they were taken (by name)
+    fresh = {f.name: digests[f.name].sha256 for f in files
+             if digests and f.name in digests and digests[f.name].still_matches(f)}
+    if verify:  # a shard with a fresh digest was closed by our own (checking) writer moments ago
         problems = [p for f in files if f.name not in fresh for p in validate_shard(f, check_frames=check_frames)]
         if problems:
             shown = "; ".join(str(p) for p in problems[:3])
@@ -136,7 +135,7 @@ def merge_dataset(directory: str | Path, *, expected_shards: int | None = None, 
                               path=directory, hint="run miex data validate for the full list")
     readers = [ShardReader(p) for p in files]
     _check_same_dataset(readers)
-    entries = [shard_entry(r, digests.get(r.path.name)) for r in readers]
+    entries = [shard_entry(r, fresh.get(r.path.name)) for r in readers]
     manifest = build_manifest(directory, readers, entries, expected_shards)
     if index:
         write_index(directory, readers)

@@ -113,7 +113,7 @@ class _DirectFrames:
         self.fd = os.open(path, os.O_RDONLY) if fd is None else fd
 
     @classmethod
-    def open(cls, path: Path, file: Any, rows: _RowReader) -> "_DirectFrames | None":
+    def open(cls, path: Path, file: Any, rows: _RowReader) -> _DirectFrames | None:
         dset = file["frames"]
         if (dset.dtype != np.uint8 or dset.chunks != (1,) + rows.row_shape or file.userblock_size
                 or dset.id.get_create_plist().get_nfilters() or len(dset) == 0):
@@ -139,18 +139,13 @@ class _DirectFrames:
         if len(idx) == 1 and self.offsets[idx[0]] >= 0:  # per-sample reads: skip the run search
             self._pread(memoryview(out[:1]).cast("B"), int(self.offsets[idx[0]]))
             return
-        if len(idx) == 0:
-            return
         offsets = self.offsets[idx]
-        unwritten = np.flatnonzero(offsets < 0)
-        for pos in unwritten:  # HDF5 supplies the fill value
-            rows.read_into(out[pos:pos + 1], int(idx[pos]), 1)
-        breaks = np.flatnonzero((np.diff(offsets) != self.row_bytes) | (offsets[1:] < 0) | (offsets[:-1] < 0)) + 1
-        starts = np.concatenate([[0], breaks])
-        stops = np.concatenate([breaks, [len(idx)]])
-        for a, b in zip(starts.tolist(), stops.tolist()):
-            if offsets[a] >= 0:
-                self._pread(memoryview(out[a:b]).cast("B"), int(offsets[a]))
+        unwritten = offsets < 0
+        for pos, first, length in _runs(offsets, step=self.row_bytes, split=unwritten):
+            if first >= 0:
+                self._pread(memoryview(out[pos:pos + length]).cast("B"), first)
+            else:  # never written (a run of one): HDF5 supplies the fill value
+                rows.read_into(out[pos:pos + 1], int(idx[pos]), 1)
 
     def _pread(self, view: memoryview, offset: int) -> None:
         done = 0
@@ -226,14 +221,18 @@ def _output(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def _runs(sorted_unique: np.ndarray) -> list[tuple[int, int, int]]:
-    """(position in batch, first index, length) of each run of consecutive indices."""
-    if len(sorted_unique) == 0:
+def _runs(values: np.ndarray, step: int = 1, split: np.ndarray | None = None) -> list[tuple[int, int, int]]:
+    """(position, first value, length) of each run of ``values`` that go up by ``step``
+    (consecutive indices; neighbouring chunks on disk). A ``split`` element stands alone."""
+    if len(values) == 0:
         return []
-    breaks = np.flatnonzero(np.diff(sorted_unique) != 1) + 1
+    apart = np.diff(values) != step
+    if split is not None:
+        apart |= split[1:] | split[:-1]
+    breaks = np.flatnonzero(apart) + 1
     starts = np.concatenate([[0], breaks])
-    stops = np.concatenate([breaks, [len(sorted_unique)]])
-    return [(int(a), int(sorted_unique[a]), int(b - a)) for a, b in zip(starts, stops)]
+    stops = np.concatenate([breaks, [len(values)]])
+    return [(int(a), int(values[a]), int(b - a)) for a, b in zip(starts, stops)]
 
 
 class ShardReader:
