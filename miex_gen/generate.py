@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from .identities import (
     write_skipped,
 )
 from .plan import Plan, make_plan
+from .prepare_process import HelperUnavailable
 from .versions import environment_info
 
 log = logging.getLogger("miex_gen.generate")
@@ -65,16 +68,22 @@ class GenerateResult:
 
 
 # ---------------------------------------------------------------------------------------------
-def build_renderer(config: GenerateConfig):
-    """The configured renderer (weights, device and size from the config)."""
-    from .render import get_renderer
-
+def renderer_options(config: GenerateConfig) -> tuple[str, dict[str, Any]]:
+    """``(name, options)`` for ``get_renderer``: weights, device and size from the config."""
     options: dict[str, Any] = {"device": config.device}
     if config.checkpoint is not None:
         options["checkpoint"] = config.checkpoint
     if config.image_size != 128:
         options["input_size"] = config.image_size
-    return get_renderer(config.renderer, **options)
+    return config.renderer, options
+
+
+def build_renderer(config: GenerateConfig):
+    """The configured renderer."""
+    from .render import get_renderer
+
+    name, options = renderer_options(config)
+    return get_renderer(name, **options)
 
 
 def load_pools(config: GenerateConfig) -> dict[str, Any]:
@@ -269,26 +278,25 @@ def render_shard(out: Path, k: int, config: GenerateConfig, candidates: Sequence
 
 def render_shard_unfinished(out: Path, k: int, config: GenerateConfig, candidates: Sequence[IdentityCandidate],
                             batch_size: int | None = None, on_batch: Callable[[int], None] | None = None,
-                            renderer=None, plan: Plan | None = None, screened: ScreenedImages | None = None) -> Any:
+                            renderer=None, plan: Plan | None = None, screened: ScreenedImages | None = None,
+                            prefetch: PreparedPrefetcher | None = None) -> Any:
     """Render every sample of shard ``k`` into an open ``ShardWriter`` (still under its temp name).
 
     The caller finishes it with :func:`finish_shard` (possibly in another thread, while the next
-    shard renders); on an error here the temp file is removed.
+    shard renders); on an error here the temp file is removed. ``prefetch`` (serving this shard's
+    rows next) lets preparation run on across shards; without one the shard makes its own.
     """
     from .shards import ShardWriter, shard_name
 
     plan = plan or Plan.load(out)
     renderer = renderer or build_renderer(config)
     resolved = json.loads((out / CONFIG_FILE).read_text())
-    by_id = {c.id: c for c in candidates}
     rows = plan.shard_rows(k)
     size = renderer.input_size
     batch = batch_size or getattr(renderer, "default_batch_size", 8)
-    order = [plan.identities[i] for i in plan.identity_index[rows.start:rows.stop]]
-
-    def load(identity: str) -> np.ndarray:
-        image = screened.take(identity) if screened is not None else None
-        return image if image is not None else load_candidate(by_id[identity])
+    own_prefetch = prefetch is None
+    if own_prefetch:
+        prefetch = PreparedPrefetcher(renderer, plan.row_identities([k]), PhotoLoader(candidates, screened))
 
     attrs = shard_attrs(config, renderer, plan, resolved, k)
     compression = None if config.compression == "default" else config.compression
@@ -297,35 +305,54 @@ def render_shard_unfinished(out: Path, k: int, config: GenerateConfig, candidate
                          capacity=len(rows), **writer_kwargs)
     writer.open()
     try:
-        with PreparedPrefetcher(renderer, order, load) as prefetch:
-            for start in range(rows.start, rows.stop, batch):
-                idx = np.arange(start, min(start + batch, rows.stop))
-                identities = [plan.identities[i] for i in plan.identity_index[idx]]
-                prepared = prefetch.take(identities, start - rows.start)
-                aus = plan.aus_of(idx)
-                result = renderer.render(prepared, aus)
-                writer.append_batch(
-                    frames=result.frames,
-                    aus=aus,
-                    label=plan.label[idx],
-                    apex_index=np.full(idx.size, plan.apex_frame_index),
-                    source_kind=plan.source_kind[idx],
-                    identity=identities,
-                    dataset=plan.dataset[idx],
-                    subject=plan.subject[idx],
-                    clip=plan.clip[idx],
-                    onset_frame=plan.onset_frame[idx],
-                    apex_frame=plan.apex_frame[idx],
-                    sample_seed=plan.sample_seed[idx],
-                    sample_index=idx,
-                    render_meta=[{**p.meta, **m} for p, m in zip(prepared, result.meta)],
-                )
-                if on_batch is not None:
-                    on_batch(int(idx.size))
+        for start in range(rows.start, rows.stop, batch):
+            idx = np.arange(start, min(start + batch, rows.stop))
+            identities = [plan.identities[i] for i in plan.identity_index[idx]]
+            prepared = prefetch.take(identities)
+            aus = plan.aus_of(idx)
+            result = renderer.render(prepared, aus)
+            writer.append_batch(
+                frames=result.frames,
+                aus=aus,
+                label=plan.label[idx],
+                apex_index=np.full(idx.size, plan.apex_frame_index),
+                source_kind=plan.source_kind[idx],
+                identity=identities,
+                dataset=plan.dataset[idx],
+                subject=plan.subject[idx],
+                clip=plan.clip[idx],
+                onset_frame=plan.onset_frame[idx],
+                apex_frame=plan.apex_frame[idx],
+                sample_seed=plan.sample_seed[idx],
+                sample_index=idx,
+                render_meta=[{**p.meta, **m} for p, m in zip(prepared, result.meta)],
+            )
+            if on_batch is not None:
+                on_batch(int(idx.size))
     except BaseException as exc:
         writer.abort(type(exc), exc, exc.__traceback__)
         raise
+    finally:
+        if own_prefetch:
+            prefetch.close()
     return writer
+
+
+class PhotoLoader:
+    """identity -> decoded photo: the one kept from screening (handed out once), else from disk."""
+
+    def __init__(self, candidates: Sequence[IdentityCandidate], screened: ScreenedImages | None = None):
+        self.candidates = {c.id: c for c in candidates}
+        self._screened = screened
+
+    def __call__(self, identity: str) -> np.ndarray:
+        image = self._screened.take(identity) if self._screened is not None else None
+        return image if image is not None else load_candidate(self.candidates[identity])
+
+    def forget(self, identity: str) -> None:
+        """Drop the kept photo of an identity prepared elsewhere (a helper process reads its own)."""
+        if self._screened is not None:
+            self._screened.take(identity)
 
 
 def finish_shard(writer: Any) -> FileDigest:
@@ -350,50 +377,87 @@ def worker_threads():
 
 
 class PreparedPrefetcher:
-    """Load and ``prepare`` identities in a background thread, a few ahead of rendering.
+    """Load and ``prepare`` identities ahead of rendering, in the order rendering needs them.
 
-    Decoding photos and preparing faces (face detection, mesh, warp field) then overlaps with
-    rendering and writing on the other core; each identity is prepared once per shard and dropped
-    after its last row. ``order`` is the identity of every row of the shard, in row order.
+    Preparing (decoding the photo, face detection, mesh, warp field) then overlaps with rendering
+    and writing on another core: in a helper process (``remote``, for renderers whose
+    ``prepare`` holds the GIL, see :mod:`miex_gen.prepare_process`) or else in this process's
+    thread pool. An identity the helper has not started when rendering needs it is prepared
+    here instead of waited for (so a helper still starting up costs nothing), and one it could
+    not prepare is prepared here too. Each identity is prepared once per run of consecutive rows
+    and dropped after its last row. ``order`` is the identity of every row to be served, in order;
+    :meth:`take` serves them batch by batch.
     """
 
-    def __init__(self, renderer, order: Sequence[str], load: Callable[[str], np.ndarray], lookahead: int = PREFETCH):
-        self._renderer, self._load = renderer, load
+    def __init__(self, renderer, order: Sequence[str], load: PhotoLoader,
+                 remote: RemotePrepare | None = None, lookahead: int = PREFETCH):
+        self._renderer, self._load, self._remote = renderer, load, remote
         self._last_use = {identity: row for row, identity in enumerate(order)}
-        self._queue = list(dict.fromkeys(order))  # unique, in order of first use
-        self._pool = worker_threads()
-        self._futures: dict[str, Any] = {}
+        self._queue = deque(dict.fromkeys(order))  # unique, in order of first use
+        self._pool = None if remote is not None else worker_threads()
+        self._futures: dict[str, Future] = {}
         self._lookahead = lookahead
+        self._row = 0
         self._submit()
 
     def _submit(self, needed: Sequence[str] = ()) -> None:
         missing = [i for i in needed if i not in self._futures]
         while self._queue and (len(self._futures) < self._lookahead or missing):
-            identity = self._queue.pop(0)
-            self._futures[identity] = self._pool.submit(self._prepare, identity)
+            identity = self._queue.popleft()
+            if self._remote is not None:
+                self._futures[identity] = self._remote.submit(identity)
+            else:
+                self._futures[identity] = self._pool.submit(self._prepare, identity)
             if identity in missing:
                 missing.remove(identity)
 
     def _prepare(self, identity: str):
         return self._renderer.prepare(self._load(identity))
 
-    def take(self, identities: Sequence[str], first_row: int) -> list[Any]:
-        """Prepared faces for a batch starting at shard row ``first_row``; frees those used for the last time."""
+    def _result(self, identity: str):
+        future = self._futures[identity]
+        if self._remote is not None:
+            if not future.done() and self._remote.helper.steal(future):
+                return self._prepare(identity)
+            try:
+                prepared = future.result()
+            except HelperUnavailable:
+                return self._prepare(identity)
+            self._load.forget(identity)
+            return prepared
+        return future.result()
+
+    def take(self, identities: Sequence[str]) -> list[Any]:
+        """Prepared faces for the next ``len(identities)`` rows; frees those used for the last time."""
         self._submit(identities)
-        prepared = [self._futures[i].result() for i in identities]
-        last_row = first_row + len(identities) - 1
-        for identity in set(identities):
-            if self._last_use[identity] <= last_row:
+        prepared: dict[str, Any] = {}
+        for identity in identities:
+            if identity not in prepared:
+                prepared[identity] = self._result(identity)
+                done: Future = Future()
+                done.set_result(prepared[identity])
+                self._futures[identity] = done
+        self._row += len(identities)
+        for identity in prepared:
+            if self._last_use[identity] < self._row:
                 del self._futures[identity]
         self._submit()
-        return prepared
+        return [prepared[i] for i in identities]
 
     def close(self) -> None:
-        for future in self._futures.values():  # the pool is shared: cancel only our own work
-            future.cancel()
+        """Cancel what was not started and wait for the rest (its errors are dropped: the caller
+        has its own), so nothing of this run is still being prepared afterwards."""
+        for future in self._futures.values():
+            if self._remote is None:
+                future.cancel()
+            elif not future.done():
+                self._remote.helper.steal(future)
         for future in self._futures.values():
             if not future.cancelled():
-                future.exception()  # wait for it (and swallow its error: the shard failed already)
+                try:
+                    future.exception(timeout=None if self._remote is None else 60)
+                except Exception:  # noqa: BLE001 - a timeout: the helper is stuck, nothing to wait for
+                    pass
         self._futures.clear()
 
     def __enter__(self) -> PreparedPrefetcher:
@@ -401,6 +465,34 @@ class PreparedPrefetcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class RemotePrepare:
+    """Where a :class:`PreparedPrefetcher` sends identities: a helper process and what it needs."""
+
+    helper: Any  # prepare_process.PrepareHelper
+    renderer: tuple[str, dict[str, Any]]  # get_renderer's (name, options)
+    candidates: dict[str, IdentityCandidate]
+
+    @property
+    def key(self) -> str:
+        return json.dumps([self.renderer[0], self.renderer[1]], sort_keys=True, default=str)
+
+    def submit(self, identity: str) -> Future:
+        return self.helper.submit(self.key, self.renderer, self.candidates[identity])
+
+
+def remote_prepare(config: GenerateConfig, renderer, load: PhotoLoader) -> RemotePrepare | None:
+    """A helper process for ``prepare`` when the renderer wants one and a second core is free."""
+    from .prepare_process import shared_helper
+
+    if not getattr(renderer, "prepare_in_subprocess", False):
+        return None
+    helper = shared_helper()
+    if helper is None:
+        return None
+    return RemotePrepare(helper, renderer_options(config), load.candidates)
 
 
 def _render_shard_job(out: str, k: int, config_dict: dict[str, Any], candidates: list[IdentityCandidate],
@@ -419,17 +511,20 @@ def _render_shard_job(out: str, k: int, config_dict: dict[str, Any], candidates:
 def _render_here(out: Path, todo: Sequence[int], config: GenerateConfig, kept: Sequence[IdentityCandidate],
                  renderer, plan: Plan, notify: ProgressCallback, finished: Callable[[int, FileDigest], None],
                  screened: ScreenedImages) -> None:
-    """Render shards in this process; each finishes (fsync, rename, hash) in a background thread
-    while the next one renders. Waits for all of them; the first error is raised."""
+    """Render shards in this process; identities are prepared ahead across shard boundaries, and
+    each shard finishes (fsync, rename, hash) in a background thread while the next one renders.
+    Waits for all of them; the first error is raised."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(1, thread_name_prefix="miex-finish") as finisher, single_threaded_blas():
+    load = PhotoLoader(kept, screened)
+    prefetch = PreparedPrefetcher(renderer, plan.row_identities(todo), load, remote=remote_prepare(config, renderer, load))
+    with ThreadPoolExecutor(1, thread_name_prefix="miex-finish") as finisher, single_threaded_blas(), prefetch:
         pending: list[tuple[int, Any]] = []
         try:
             for k in todo:
                 writer = render_shard_unfinished(out, k, config, kept, config.batch_size, renderer=renderer,
                                                  plan=plan, on_batch=lambda n: notify("samples", {"n": n}),
-                                                 screened=screened)
+                                                 prefetch=prefetch)
                 pending.append((k, finisher.submit(finish_shard, writer)))
                 while pending and pending[0][1].done():
                     k_done, future = pending.pop(0)

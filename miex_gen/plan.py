@@ -153,6 +153,11 @@ class Plan:
         start = k * self.samples_per_shard
         return range(start, min(start + self.samples_per_shard, len(self)))
 
+    def row_identities(self, shards: Sequence[int]) -> list[str]:
+        """The identity of every row of ``shards``, in rendering order."""
+        return [self.identities[i] for k in shards for i in self.identity_index[self.shard_rows(k).start:
+                                                                                   self.shard_rows(k).stop].tolist()]
+
     def aus_of(self, rows: Sequence[int] | range) -> np.ndarray:
         idx = np.asarray(list(rows), dtype=np.int64)
         return frame_aus(self.onset[idx], self.apex[idx], self.frame_weights)

@@ -46,6 +46,10 @@ class Renderer(ABC):
 
     name: str = "renderer"
     input_size: int = 128  # output frames are input_size x input_size
+    # True when ``prepare`` is CPU work that holds the GIL (numpy in many short calls): generation
+    # then prepares identities in a helper process beside rendering, not in a thread, and the
+    # ``Prepared`` objects must pickle (miex_gen.prepare_process)
+    prepare_in_subprocess: bool = False
 
     @property
     def weights_sha256(self) -> str | None:
@@ -64,6 +68,10 @@ class Renderer(ABC):
     @abstractmethod
     def render(self, prepared: Sequence[Prepared], aus: np.ndarray) -> RenderResult:
         """Render ``aus`` float32 [B, T, 17] for ``len(prepared) == B`` faces."""
+
+    def warm_up(self) -> None:
+        """Build what the first ``prepare`` would build lazily (face models, graphs), so that a
+        helper process reports ready only once it prepares at full speed. Default: nothing."""
 
     def screen(self, face: np.ndarray) -> None:
         """Raise ``DataError`` (e.g. ``FaceRejected``) if ``prepare(face)`` would fail.

@@ -97,6 +97,7 @@ class WarpRenderer(Renderer):
     ``get_renderer("warp", ...)``."""
 
     name = "warp"
+    prepare_in_subprocess = True  # landmarks, triangulation and bases: ~30 ms of GIL-bound numpy
 
     def __init__(
         self,
@@ -157,6 +158,14 @@ class WarpRenderer(Renderer):
             self.prepare(image)
         else:
             detect_face(image)
+
+    def warm_up(self) -> None:
+        from ..faces import detect_faces
+
+        blank = np.zeros((LANDMARK_SIZE, LANDMARK_SIZE, 3), dtype=np.uint8)
+        detect_faces(blank)  # loads the detectors; finds nothing
+        if self.landmarks in ("auto", MEDIAPIPE):
+            mediapipe_landmarks(blank)  # builds this thread's face-mesh graph
 
     def prepare(self, face: np.ndarray, *, detect: bool = True) -> Prepared:
         image = _check_image(face)

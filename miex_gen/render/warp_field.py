@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from scipy.spatial import Delaunay
+from scipy.spatial import Delaunay, cKDTree
 
 DEFAULT_MIN_AREA_RATIO = 0.2
 
@@ -226,12 +226,19 @@ def select_control_points(points: np.ndarray, usable: np.ndarray, height: int, w
         (pts[:, 0] >= min_spacing - 0.5) & (pts[:, 0] <= width - 0.5 - min_spacing)
         & (pts[:, 1] >= min_spacing - 0.5) & (pts[:, 1] <= height - 0.5 - min_spacing)
     )
-    kept: list[int] = []
-    for idx in np.flatnonzero(np.asarray(usable, dtype=bool) & inside):
-        if kept and np.linalg.norm(pts[kept] - pts[idx], axis=1).min() < min_spacing:
-            continue
-        kept.append(int(idx))
-    return np.asarray(kept, dtype=np.int64)
+    candidates = np.flatnonzero(np.asarray(usable, dtype=bool) & inside)
+    c = pts[candidates]
+    pairs = cKDTree(c).query_pairs(min_spacing * 1.001 + 1e-9, output_type="ndarray")  # i < j, a superset
+    d = c[pairs[:, 0]] - c[pairs[:, 1]]
+    pairs = pairs[np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]) < min_spacing]  # the exact test
+    earlier, later = pairs[np.lexsort((pairs[:, 0], pairs[:, 1]))].T  # grouped by the later candidate
+    kept = [True] * len(candidates)
+    # greedy in landmark order: a candidate is dropped if an earlier *kept* one is too close, so
+    # only the pairs that are too close need a look (a few hundred of ~470^2)
+    for i, j in zip(later.tolist(), earlier.tolist()):
+        if kept[j]:
+            kept[i] = False
+    return candidates[np.asarray(kept, dtype=bool)].astype(np.int64)
 
 
 def build_warp_field(points: np.ndarray, usable: np.ndarray, height: int, width: int, *,
