@@ -119,11 +119,11 @@ def warm_worker_threads(config: GenerateConfig) -> None:
 def warm_prepare_helper(config: GenerateConfig) -> None:
     """Start generate's face-preparing helper process and build its renderer (a one-off per
     process: ~2 s of imports and model loading on the other core)."""
-    from miex_gen.generate import PhotoLoader, remote_prepare
+    from miex_gen.generate import remote_prepare
 
-    remote = remote_prepare(config, build_renderer(config), PhotoLoader(list_candidates(config.ids)))
+    remote = remote_prepare(config, build_renderer(config))
     if remote is not None:
-        remote.helper.warm_up(remote.key, remote.renderer)
+        remote.warm_up()
 
 
 def pipeline(config: GenerateConfig, warm_helper: bool = True) -> tuple[int, float]:

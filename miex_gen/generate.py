@@ -405,7 +405,7 @@ class PreparedPrefetcher:
         while self._queue and (len(self._futures) < self._lookahead or missing):
             identity = self._queue.popleft()
             if self._remote is not None:
-                self._futures[identity] = self._remote.submit(identity)
+                self._futures[identity] = self._remote.submit(self._load.candidates[identity])
             else:
                 self._futures[identity] = self._pool.submit(self._prepare, identity)
             if identity in missing:
@@ -469,22 +469,30 @@ class PreparedPrefetcher:
 
 @dataclass
 class RemotePrepare:
-    """Where a :class:`PreparedPrefetcher` sends identities: a helper process and what it needs."""
+    """Where a :class:`PreparedPrefetcher` sends identities: a helper process and the renderer
+    (``get_renderer``'s name and options) it builds there."""
 
     helper: Any  # prepare_process.PrepareHelper
-    renderer: tuple[str, dict[str, Any]]  # get_renderer's (name, options)
-    candidates: dict[str, IdentityCandidate]
+    renderer: tuple[str, dict[str, Any]]
 
     @property
     def key(self) -> str:
         return json.dumps([self.renderer[0], self.renderer[1]], sort_keys=True, default=str)
 
-    def submit(self, identity: str) -> Future:
-        return self.helper.submit(self.key, self.renderer, self.candidates[identity])
+    def submit(self, candidate: IdentityCandidate) -> Future:
+        return self.helper.submit(self.key, self.renderer, candidate)
+
+    def warm_up(self, timeout: float = 120.0) -> bool:
+        """Wait until the helper has built the renderer (for code that times runs)."""
+        return self.helper.warm_up(self.key, self.renderer, timeout)
 
 
-def remote_prepare(config: GenerateConfig, renderer, load: PhotoLoader) -> RemotePrepare | None:
-    """A helper process for ``prepare`` when the renderer wants one and a second core is free."""
+def remote_prepare(config: GenerateConfig, renderer) -> RemotePrepare | None:
+    """A helper process for ``prepare``, when the renderer wants one and a second core is free.
+
+    Called early in a run: the helper starts and builds its renderer while this process lists
+    and screens identities (it does not wait for it).
+    """
     from .prepare_process import shared_helper
 
     if not getattr(renderer, "prepare_in_subprocess", False):
@@ -492,7 +500,9 @@ def remote_prepare(config: GenerateConfig, renderer, load: PhotoLoader) -> Remot
     helper = shared_helper()
     if helper is None:
         return None
-    return RemotePrepare(helper, renderer_options(config), load.candidates)
+    remote = RemotePrepare(helper, renderer_options(config))
+    helper.request(remote.key, remote.renderer)
+    return remote
 
 
 def _render_shard_job(out: str, k: int, config_dict: dict[str, Any], candidates: list[IdentityCandidate],
@@ -510,14 +520,13 @@ def _render_shard_job(out: str, k: int, config_dict: dict[str, Any], candidates:
 
 def _render_here(out: Path, todo: Sequence[int], config: GenerateConfig, kept: Sequence[IdentityCandidate],
                  renderer, plan: Plan, notify: ProgressCallback, finished: Callable[[int, FileDigest], None],
-                 screened: ScreenedImages) -> None:
+                 screened: ScreenedImages, remote: RemotePrepare | None) -> None:
     """Render shards in this process; identities are prepared ahead across shard boundaries, and
     each shard finishes (fsync, rename, hash) in a background thread while the next one renders.
     Waits for all of them; the first error is raised."""
     from concurrent.futures import ThreadPoolExecutor
 
-    load = PhotoLoader(kept, screened)
-    prefetch = PreparedPrefetcher(renderer, plan.row_identities(todo), load, remote=remote_prepare(config, renderer, load))
+    prefetch = PreparedPrefetcher(renderer, plan.row_identities(todo), PhotoLoader(kept, screened), remote=remote)
     with ThreadPoolExecutor(1, thread_name_prefix="miex-finish") as finisher, single_threaded_blas(), prefetch:
         pending: list[tuple[int, Any]] = []
         try:
@@ -564,6 +573,7 @@ def generate(config: GenerateConfig, *, progress: ProgressCallback | None = None
     notify = progress or (lambda event, info: None)
 
     renderer = build_renderer(config)
+    remote = remote_prepare(config, renderer) if config.workers <= 1 else None  # starts now, ready later
     pools = load_pools(config)
     notify("status", {"message": "listing identities"})
     candidates = list_candidates(config.ids)
@@ -601,7 +611,7 @@ def generate(config: GenerateConfig, *, progress: ProgressCallback | None = None
         notify("shard", {"k": k})
 
     if config.workers <= 1 or len(todo) <= 1:
-        _render_here(out, todo, config, kept, renderer, plan, notify, finished, screened)
+        _render_here(out, todo, config, kept, renderer, plan, notify, finished, screened, remote)
     else:
         screened.clear()  # worker processes decode their own
         from joblib import Parallel, delayed

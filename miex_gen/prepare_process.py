@@ -33,6 +33,7 @@ import sys
 import threading
 from collections import deque
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("miex_gen.prepare_process")
@@ -91,7 +92,10 @@ class PrepareHelper:
         self._from_child, from_child_w = os.pipe()
         for fd in (self._to_child, from_child_w):
             _widen(fd)
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        package_root = str(Path(__file__).resolve().parents[1])  # importable even if only via sys.path here
+        python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, "PYTHONPATH": python_path,
+               "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         self._process = subprocess.Popen(
             [sys.executable, "-m", "miex_gen.prepare_process", str(to_child_r), str(from_child_w)],
             pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -114,13 +118,26 @@ class PrepareHelper:
     def alive(self) -> bool:
         return self._alive
 
+    def request(self, key: str, renderer: tuple[str, dict[str, Any]]) -> None:
+        """Have the child build ``renderer`` (named by ``key``) now, ahead of its first task."""
+        with self._lock:
+            self._request(key, renderer)
+
     def warm_up(self, key: str, renderer: tuple[str, dict[str, Any]], timeout: float = 120.0) -> bool:
-        """Have the child build ``renderer`` now and wait until it has (for code that times runs)."""
+        """:meth:`request`, then wait until the child has built it (for code that times runs)."""
         with self._changed:
-            if key not in self._requested and self._alive:
-                send(self._to_child, ("renderer", key, renderer))
-                self._requested.add(key)
+            self._request(key, renderer)
             return self._changed.wait_for(lambda: key in self._built or not self._alive, timeout) and self._alive
+
+    def _request(self, key: str, renderer: tuple[str, dict[str, Any]]) -> None:
+        if key in self._requested or not self._alive:
+            return
+        try:
+            send(self._to_child, ("renderer", key, renderer))
+        except OSError:  # the child is gone; the reader hands everything back
+            self._alive = False
+            return
+        self._requested.add(key)
 
     def submit(self, key: str, renderer: tuple[str, dict[str, Any]], candidate: Any) -> Future:
         """Queue ``candidate`` for preparing with ``get_renderer(name, **options)`` (named by ``key``)."""
@@ -148,9 +165,7 @@ class PrepareHelper:
         the child has built and warmed up its renderer, so meanwhile the parent can take it back."""
         try:
             for _, key, renderer, _, _ in self._waiting:
-                if key not in self._requested:
-                    send(self._to_child, ("renderer", key, renderer))
-                    self._requested.add(key)
+                self._request(key, renderer)
             while self._alive and self._waiting and len(self._sent) < IN_FLIGHT:
                 task, key, _, candidate, future = self._waiting[0]
                 if key not in self._built:
@@ -229,7 +244,12 @@ def shared_helper() -> PrepareHelper | None:
     if helper is None or not helper.alive:
         if helper is not None:
             helper.close()
-        helper = _HELPER[os.getpid()] = PrepareHelper()
+        try:
+            helper = _HELPER[os.getpid()] = PrepareHelper()
+        except OSError as exc:  # no process could be started: prepare in this process
+            log.warning("could not start the face-preparing helper process (%s); preparing in this process", exc)
+            _HELPER.pop(os.getpid(), None)
+            return None
         if len(_HELPER) == 1:
             atexit.register(close_shared_helper)
     return helper
@@ -251,12 +271,15 @@ def usable_cores() -> int:
 # ---------------------------------------------------------------------------------------------
 def child_main(read_fd: int, write_fd: int) -> None:
     """The helper process: build renderers on request, prepare faces until the pipe closes."""
+    import signal
+
     import cv2
 
     from .generate import single_threaded_blas
     from .identities import load_candidate
     from .render import get_renderer
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes our pipe
     cv2.setNumThreads(1)  # one core beside the parent's rendering
     renderers: dict[str, Any] = {}
     with single_threaded_blas():

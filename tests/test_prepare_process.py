@@ -52,9 +52,9 @@ def helper():
     helper.close()
 
 
-def _remote(helper: PrepareHelper, config: GenerateConfig, load: PhotoLoader) -> RemotePrepare:
-    remote = RemotePrepare(helper, renderer_options(config), load.candidates)
-    assert helper.warm_up(remote.key, remote.renderer)
+def _remote(helper: PrepareHelper, config: GenerateConfig) -> RemotePrepare:
+    remote = RemotePrepare(helper, renderer_options(config))
+    assert remote.warm_up()
     return remote
 
 
@@ -71,9 +71,9 @@ def test_the_helper_prepares_exactly_what_this_process_would(folder, helper):
     config = _config(folder)
     renderer = build_renderer(config)
     load = PhotoLoader(list_candidates(config.ids))
-    remote = _remote(helper, config, load)
+    remote = _remote(helper, config)
     for identity in load.candidates:
-        _assert_same(remote.submit(identity).result(timeout=60), renderer.prepare(load(identity)))
+        _assert_same(remote.submit(load.candidates[identity]).result(timeout=60), renderer.prepare(load(identity)))
 
 
 def test_prefetcher_prepares_here_what_the_helper_cannot(folder, helper, tmp_path):
@@ -83,7 +83,7 @@ def test_prefetcher_prepares_here_what_the_helper_cannot(folder, helper, tmp_pat
     candidates = list_candidates(config.ids) + list_candidates(_config(tmp_path).ids)
     load = PhotoLoader(candidates)
     order = [c.id for c in candidates for _ in range(2)]
-    with PreparedPrefetcher(renderer, order, load, remote=_remote(helper, config, load)) as prefetch:
+    with PreparedPrefetcher(renderer, order, load, remote=_remote(helper, config)) as prefetch:
         for identity in order[:-2:2]:
             got = prefetch.take([identity, identity])
             assert got[0] is got[1]
@@ -96,9 +96,9 @@ def test_prefetcher_prepares_here_what_the_helper_cannot(folder, helper, tmp_pat
 def test_a_task_not_yet_sent_can_be_taken_back(folder, helper):
     config = _config(folder)
     load = PhotoLoader(list_candidates(config.ids))
-    remote = _remote(helper, config, load)
+    remote = _remote(helper, config)
     identities = list(load.candidates)
-    futures = [remote.submit(identities[i % len(identities)]) for i in range(6)]  # 2 go out, 4 wait
+    futures = [remote.submit(load.candidates[identities[i % len(identities)]]) for i in range(6)]  # 2 go out, 4 wait
     assert helper.steal(futures[-1]) and not helper.steal(futures[-1])
     for future in futures[:-1]:
         future.result(timeout=60)
@@ -111,9 +111,9 @@ def test_when_the_helper_dies_open_tasks_come_back_and_data_stay_the_same(folder
     load = PhotoLoader(list_candidates(config.ids))
     helper = PrepareHelper()
     try:
-        remote = _remote(helper, config, load)
+        remote = _remote(helper, config)
         identities = list(load.candidates)
-        futures = [remote.submit(i) for i in identities]
+        futures = [remote.submit(load.candidates[i]) for i in identities]
         helper._process.kill()
         for future in futures:
             try:
@@ -122,7 +122,7 @@ def test_when_the_helper_dies_open_tasks_come_back_and_data_stay_the_same(folder
                 pass
         assert not helper.alive
         with pytest.raises(HelperUnavailable):
-            remote.submit(identities[0]).result(timeout=5)
+            remote.submit(load.candidates[identities[0]]).result(timeout=5)
         with PreparedPrefetcher(renderer, identities, load, remote=remote) as prefetch:
             for identity in identities:
                 _assert_same(prefetch.take([identity])[0], renderer.prepare(load(identity)))
@@ -133,9 +133,9 @@ def test_when_the_helper_dies_open_tasks_come_back_and_data_stay_the_same(folder
 @TWO_CORES
 def test_generate_gives_the_same_data_with_or_without_the_helper(folder, tmp_path, monkeypatch):
     config = _config(folder, tmp_path / "helper")
-    remote = remote_prepare(config, build_renderer(config), PhotoLoader(list_candidates(config.ids)))
+    remote = remote_prepare(config, build_renderer(config))
     assert remote is not None, "the warp renderer prepares in a helper process where 2 cores are free"
-    assert remote.helper.warm_up(remote.key, remote.renderer)  # so that it, not this process, prepares
+    assert remote.warm_up()  # so that it, not this process, prepares
     from_helper: list[str] = []
     monkeypatch.setattr(PhotoLoader, "forget", lambda self, identity: from_helper.append(identity))
     with_helper = generate(config)
