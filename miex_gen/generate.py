@@ -384,8 +384,8 @@ class PreparedPrefetcher:
     ``prepare`` holds the GIL, see :mod:`miex_gen.prepare_process`) or else in this process's
     thread pool. An identity the helper has not started when rendering needs it is prepared
     here instead of waited for (so a helper still starting up costs nothing), and one it could
-    not prepare is prepared here too. Each identity is prepared once per run of consecutive rows
-    and dropped after its last row. ``order`` is the identity of every row to be served, in order;
+    not prepare is prepared here too. Each identity is prepared once and dropped after its last
+    row (a plan's rows of one identity are consecutive). ``order`` is the identity of every row to be served, in order;
     :meth:`take` serves them batch by batch.
     """
 

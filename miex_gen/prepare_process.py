@@ -152,11 +152,13 @@ class PrepareHelper:
         return future
 
     def steal(self, future: Future) -> bool:
-        """Take back a task not yet sent to the child; True if the caller should prepare it."""
+        """Take back a task not yet sent to the child (its future is cancelled); True if the
+        caller should prepare it."""
         with self._lock:
             for entry in self._waiting:
                 if entry[4] is future:
                     self._waiting.remove(entry)
+                    future.cancel()
                     return True
         return False
 

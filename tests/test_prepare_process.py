@@ -102,7 +102,7 @@ def test_a_task_not_yet_sent_can_be_taken_back(folder, helper):
     assert helper.steal(futures[-1]) and not helper.steal(futures[-1])
     for future in futures[:-1]:
         future.result(timeout=60)
-    assert not futures[-1].done()  # taken back: the caller prepares it
+    assert futures[-1].cancelled()  # taken back: the caller prepares it
 
 
 def test_when_the_helper_dies_open_tasks_come_back_and_data_stay_the_same(folder, tmp_path):
@@ -149,3 +149,17 @@ def test_generate_gives_the_same_data_with_or_without_the_helper(folder, tmp_pat
     first, second = a.read_batch(rows), b.read_batch(rows)
     for key in ("frames", "aus", "label", "identity"):
         np.testing.assert_array_equal(np.asarray(first[key]), np.asarray(second[key]), err_msg=key)
+
+
+def test_closing_takes_back_unsent_work_and_waits_only_for_what_was_sent(folder, helper):
+    import time
+
+    config = _config(folder)
+    load = PhotoLoader(list_candidates(config.ids))
+    order = [identity for identity in load.candidates for _ in range(3)]  # 3 identities: 2 sent, 1 waiting
+    prefetch = PreparedPrefetcher(build_renderer(config), order, load, remote=_remote(helper, config), lookahead=6)
+    futures = list(prefetch._futures.values())
+    start = time.perf_counter()
+    prefetch.close()
+    assert time.perf_counter() - start < 20  # a taken-back task is never waited for (that would be 60 s each)
+    assert all(f.done() for f in futures) and sum(f.cancelled() for f in futures) >= 1
