@@ -1,6 +1,7 @@
 """Pipeline throughput of ``miex generate`` against the bare renderer, and peak memory vs size.
 
-    python benchmarks/bench_generate.py [--ids 24] [--samples-per-id 27] [--repeat 7] [--renderers warp,ganimation]
+    python benchmarks/bench_generate.py [--ids 24] [--samples-per-id 27] [--repeat 7] [--gan-repeat 3]
+                                        [--renderers warp,ganimation] [--no-memory]
 
 For each renderer, in one run, with the same threads and the same identities and AU frames:
 
@@ -160,6 +161,7 @@ def main() -> None:
     parser.add_argument("--gan-samples-per-id", type=int, default=3,
                         help="samples per identity for GANimation (full-size generator: ~1 frame/s on 2 CPU cores)")
     parser.add_argument("--repeat", type=int, default=7, help="bare/pipeline pairs for the warp renderer")
+    parser.add_argument("--gan-repeat", type=int, default=3, help="bare/pipeline pairs for GANimation (~1 min each)")
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     import torch
@@ -180,7 +182,7 @@ def main() -> None:
                 cold = (n_pipe / t_pipe) / (n_bare / t_bare)
                 shutil.rmtree(tmp / f"out_{name}")
             bare_rates, pipe_rates = [], []
-            for _ in range(args.repeat if name == "warp" else 1):  # alternated, so drift hits both
+            for _ in range(args.repeat if name == "warp" else args.gan_repeat):  # alternated: drift hits both
                 n_bare, t_bare = bare(config)
                 n_pipe, t_pipe = pipeline(config)
                 bare_rates.append(n_bare / t_bare)

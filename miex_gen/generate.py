@@ -149,10 +149,11 @@ def clear_output(out: Path) -> None:
 
 
 def screen_identities(config: GenerateConfig, renderer, out: Path, candidates: Sequence[IdentityCandidate],
-                      config_hash: str, keep: ScreenedImages | None = None
+                      config_hash: str, keep: ScreenedImages | None = None, remote: RemotePrepare | None = None
                       ) -> tuple[list[IdentityCandidate], list[Skipped]]:
     """Screen (or reuse the screening saved by an earlier run with the same config_hash); photos
-    that pass go to ``keep`` for prepare."""
+    that pass go to ``keep`` for prepare. A helper process (``remote``) that is already up
+    screens every second candidate beside this process's threads."""
     cache = out / IDENTITIES_FILE
     by_id = {c.id: c for c in candidates}
     if cache.exists():
@@ -171,8 +172,9 @@ def screen_identities(config: GenerateConfig, renderer, out: Path, candidates: S
         if keep is not None:
             keep.keep(candidate.id, image)
 
+    offload = remote.screen if remote is not None and remote.ready else None
     kept, skipped = screen(seeded_order(candidates, config.seed), check, wanted=config.num_ids,
-                           pool=worker_threads(), workers=PREPARE_THREADS)
+                           pool=worker_threads(), workers=PREPARE_THREADS, offload=offload)
     if len(kept) < config.min_ids:
         raise DataError(
             f"only {len(kept)} usable identities ({len(skipped)} skipped; reasons in {out / SKIPPED_FILE}), "
@@ -279,12 +281,16 @@ def render_shard(out: Path, k: int, config: GenerateConfig, candidates: Sequence
 def render_shard_unfinished(out: Path, k: int, config: GenerateConfig, candidates: Sequence[IdentityCandidate],
                             batch_size: int | None = None, on_batch: Callable[[int], None] | None = None,
                             renderer=None, plan: Plan | None = None, screened: ScreenedImages | None = None,
-                            prefetch: PreparedPrefetcher | None = None) -> Any:
+                            prefetch: PreparedPrefetcher | None = None,
+                            opened: Callable[[], None] | None = None) -> Any:
     """Render every sample of shard ``k`` into an open ``ShardWriter`` (still under its temp name).
 
     The caller finishes it with :func:`finish_shard` (possibly in another thread, while the next
     shard renders); on an error here the temp file is removed. ``prefetch`` (serving this shard's
     rows next) lets preparation run on across shards; without one the shard makes its own.
+    ``opened`` is called once the shard file exists, before rendering (``generate`` hands the
+    previous shard to its finisher thread there, so that creating this file does not queue
+    behind closing that one on HDF5's lock).
     """
     from .shards import ShardWriter, shard_name
 
@@ -305,6 +311,8 @@ def render_shard_unfinished(out: Path, k: int, config: GenerateConfig, candidate
                          capacity=len(rows), **writer_kwargs)
     writer.open()
     try:
+        if opened is not None:
+            opened()
         for start in range(rows.start, rows.stop, batch):
             idx = np.arange(start, min(start + batch, rows.stop))
             identities = [plan.identities[i] for i in plan.identity_index[idx]]
@@ -479,8 +487,18 @@ class RemotePrepare:
     def key(self) -> str:
         return json.dumps([self.renderer[0], self.renderer[1]], sort_keys=True, default=str)
 
+    @property
+    def ready(self) -> bool:
+        """The helper has built the renderer (a helper still starting would only hold work up)."""
+        return self.helper.alive and self.helper.built(self.key)
+
     def submit(self, candidate: IdentityCandidate) -> Future:
+        """``prepare`` there: a Future of the ``Prepared``."""
         return self.helper.submit(self.key, self.renderer, candidate)
+
+    def screen(self, candidate: IdentityCandidate) -> Future:
+        """``screen`` there: a Future of None, or of the ``FaceRejected`` that rejects the photo."""
+        return self.helper.submit(self.key, self.renderer, candidate, kind="screen")
 
     def warm_up(self, timeout: float = 120.0) -> bool:
         """Wait until the helper has built the renderer (for code that times runs)."""
@@ -529,16 +547,24 @@ def _render_here(out: Path, todo: Sequence[int], config: GenerateConfig, kept: S
     prefetch = PreparedPrefetcher(renderer, plan.row_identities(todo), PhotoLoader(kept, screened), remote=remote)
     with ThreadPoolExecutor(1, thread_name_prefix="miex-finish") as finisher, single_threaded_blas(), prefetch:
         pending: list[tuple[int, Any]] = []
+        rendered: list[tuple[int, Any]] = []  # the last shard rendered, until the finisher gets it
+
+        def hand_over() -> None:
+            while rendered:
+                k_done, writer = rendered.pop()
+                pending.append((k_done, finisher.submit(finish_shard, writer)))
+
         try:
             for k in todo:
-                writer = render_shard_unfinished(out, k, config, kept, config.batch_size, renderer=renderer,
-                                                 plan=plan, on_batch=lambda n: notify("samples", {"n": n}),
-                                                 prefetch=prefetch)
-                pending.append((k, finisher.submit(finish_shard, writer)))
+                rendered.append((k, render_shard_unfinished(
+                    out, k, config, kept, config.batch_size, renderer=renderer, plan=plan,
+                    on_batch=lambda n: notify("samples", {"n": n}), prefetch=prefetch, opened=hand_over)))
                 while pending and pending[0][1].done():
                     k_done, future = pending.pop(0)
                     finished(k_done, future.result())
+            hand_over()
         except BaseException:  # shards already rendered are still completed; this error is the one raised
+            hand_over()
             for k_done, future in pending:
                 if future.exception() is None:
                     finished(k_done, future.result())
@@ -583,7 +609,7 @@ def generate(config: GenerateConfig, *, progress: ProgressCallback | None = None
 
     notify("status", {"message": f"screening {len(candidates)} identity candidates"})
     screened = ScreenedImages()
-    kept, skipped = screen_identities(config, renderer, out, candidates, config_hash, keep=screened)
+    kept, skipped = screen_identities(config, renderer, out, candidates, config_hash, keep=screened, remote=remote)
     plan = make_plan(config, [c.id for c in kept], pools, config_hash)
     resolved = {"config_hash": config_hash, "config": config.to_dict(), "content": content,
                 "versions": environment_info(), "num_samples": len(plan), "num_shards": plan.num_shards}

@@ -12,7 +12,7 @@ import hashlib
 import importlib.util
 import io
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,13 +132,16 @@ def seeded_order(candidates: Sequence[IdentityCandidate], seed: int) -> list[Ide
 
 
 def screen(candidates: Sequence[IdentityCandidate], check: Callable[[IdentityCandidate], None], *,
-           wanted: int | None, pool: Executor | None = None,
-           workers: int = 1) -> tuple[list[IdentityCandidate], list[Skipped]]:
+           wanted: int | None, pool: Executor | None = None, workers: int = 1,
+           offload: Callable[[IdentityCandidate], Future] | None = None,
+           offload_every: int = 2) -> tuple[list[IdentityCandidate], list[Skipped]]:
     """Walk ``candidates`` in order, keep those ``check`` accepts, until ``wanted`` are kept.
 
     ``check`` raises ``DataError`` (e.g. ``FaceRejected``) with a reason for an unusable face.
-    With a thread ``pool`` of ``workers`` threads candidates are checked in parallel, window by window; the result is the
-    same as in order: the first ``wanted`` accepted, and the rejected ones before them.
+    With a thread ``pool`` of ``workers`` threads candidates are checked in parallel, window by
+    window, and with ``offload`` (a helper process's screening: a Future that raises the
+    ``DataError``) every ``offload_every``-th candidate is checked there, beside the threads. The
+    result is the same as in order: the first ``wanted`` accepted, and the rejected ones before them.
     """
 
     def run(candidate: IdentityCandidate) -> DataError | None:
@@ -146,6 +149,15 @@ def screen(candidates: Sequence[IdentityCandidate], check: Callable[[IdentityCan
             check(candidate)
         except DataError as exc:
             return exc
+        return None
+
+    def run_offloaded(future: Future, candidate: IdentityCandidate) -> DataError | None:
+        try:
+            future.result()
+        except DataError as exc:
+            return exc
+        except Exception:  # noqa: BLE001 - the helper could not do it (or is gone): check it here
+            return run(candidate)
         return None
 
     mapper = pool.map if pool is not None else map
@@ -156,7 +168,11 @@ def screen(candidates: Sequence[IdentityCandidate], check: Callable[[IdentityCan
         need = len(candidates) if wanted is None else wanted - len(kept)
         window = candidates[position:position + max(need, workers)]
         position += len(window)
-        for candidate, error in zip(window, mapper(run, window)):
+        away = {i: offload(c) for i, c in enumerate(window)
+                if offload is not None and i % offload_every == offload_every - 1}
+        here = iter(mapper(run, [c for i, c in enumerate(window) if i not in away]))
+        errors = (run_offloaded(away[i], c) if i in away else next(here) for i, c in enumerate(window))
+        for candidate, error in zip(window, errors):
             if wanted is not None and len(kept) >= wanted:
                 break
             if error is None:

@@ -8,10 +8,11 @@ a busy Python thread cut ``prepare`` from 36 to 5 calls/s. In a second process t
 side.
 
 Protocol on two pipes, length-prefixed pickles. Parent to child: ``("renderer", key, (name,
-options))`` once per renderer configuration, then ``("prepare", task, key, candidate)``; an empty
-read (closed pipe) ends the child. Child to parent:
-``("built", key)`` once a renderer is built and warmed up, then ``("done", task, prepared)`` or
-``("failed", task, message)`` per task.
+options))`` once per renderer configuration, then ``("prepare" | "screen", task, key, candidate)``; an
+empty read (closed pipe) ends the child. Child to parent: ``("built", key)`` once a renderer is
+built and warmed up, then per task ``("done", task, prepared or None)``, ``("rejected", task,
+reason, message)`` (screening found the photo unusable: the parent raises ``FaceRejected``) or
+``("failed", task, message)``.
 
 Only two tasks are sent ahead; the rest wait here and can be taken back (:meth:`steal`) so
 the parent prepares an identity itself instead of waiting, e.g. while the child is still
@@ -106,7 +107,7 @@ class PrepareHelper:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a renderer was built, or the child died
         self._alive = True
-        self._waiting: deque[tuple[int, str, tuple[str, dict[str, Any]], Any, Future]] = deque()
+        self._waiting: deque[tuple[int, str, tuple[str, dict[str, Any]], tuple[str, Any], Future]] = deque()
         self._sent: dict[int, Future] = {}
         self._requested: set[str] = set()  # renderer configurations sent to the child
         self._built: set[str] = set()  # ... and built there
@@ -117,6 +118,10 @@ class PrepareHelper:
     @property
     def alive(self) -> bool:
         return self._alive
+
+    def built(self, key: str) -> bool:
+        """Whether the child has built (and warmed up) the renderer named ``key``."""
+        return key in self._built
 
     def request(self, key: str, renderer: tuple[str, dict[str, Any]]) -> None:
         """Have the child build ``renderer`` (named by ``key``) now, ahead of its first task."""
@@ -139,14 +144,17 @@ class PrepareHelper:
             return
         self._requested.add(key)
 
-    def submit(self, key: str, renderer: tuple[str, dict[str, Any]], candidate: Any) -> Future:
-        """Queue ``candidate`` for preparing with ``get_renderer(name, **options)`` (named by ``key``)."""
+    def submit(self, key: str, renderer: tuple[str, dict[str, Any]], candidate: Any, kind: str = "prepare") -> Future:
+        """Queue ``candidate`` for ``prepare`` (its result: a ``Prepared``) or ``screen`` (None, or
+        ``FaceRejected``) with ``get_renderer(name, **options)``, named by ``key``."""
+        if kind not in ("prepare", "screen"):
+            raise ValueError(f"unknown task kind {kind!r}")
         future: Future = Future()
         with self._lock:
             if not self._alive:
                 future.set_exception(HelperUnavailable("the prepare helper has exited"))
                 return future
-            self._waiting.append((self._next_task, key, renderer, candidate, future))
+            self._waiting.append((self._next_task, key, renderer, (kind, candidate), future))
             self._next_task += 1
             self._dispatch()
         return future
@@ -169,11 +177,11 @@ class PrepareHelper:
             for _, key, renderer, _, _ in self._waiting:
                 self._request(key, renderer)
             while self._alive and self._waiting and len(self._sent) < IN_FLIGHT:
-                task, key, _, candidate, future = self._waiting[0]
+                task, key, _, (kind, candidate), future = self._waiting[0]
                 if key not in self._built:
                     break
                 self._waiting.popleft()
-                send(self._to_child, ("prepare", task, key, candidate))
+                send(self._to_child, (kind, task, key, candidate))
                 self._sent[task] = future
         except OSError:  # the child is gone; the reader hands everything back
             self._alive = False
@@ -192,6 +200,10 @@ class PrepareHelper:
                         future = self._sent.pop(message[1])
                         if message[0] == "done":
                             future.set_result(message[2])
+                        elif message[0] == "rejected":
+                            from .faces import FaceRejected
+
+                            future.set_exception(FaceRejected(message[3], reason=message[2]))
                         else:
                             log.debug("prepare helper: %s", message[2])
                             future.set_exception(HelperUnavailable(message[2]))
@@ -277,6 +289,7 @@ def child_main(read_fd: int, write_fd: int) -> None:
 
     import cv2
 
+    from .faces import FaceRejected
     from .generate import single_threaded_blas
     from .identities import load_candidate
     from .render import get_renderer
@@ -298,13 +311,20 @@ def child_main(read_fd: int, write_fd: int) -> None:
                     renderers[key] = exc
                 send(write_fd, ("built", key))
                 continue
-            _, task, key, candidate = message
+            kind, task, key, candidate = message
             try:
                 renderer = renderers[key]
                 if isinstance(renderer, Exception):
                     raise renderer
-                reply = ("done", task, renderer.prepare(load_candidate(candidate)))
-            except Exception as exc:  # noqa: BLE001 - reported; the parent prepares it itself
+                if kind == "screen":
+                    renderer.screen(load_candidate(candidate))
+                    reply = ("done", task, None)
+                else:
+                    reply = ("done", task, renderer.prepare(load_candidate(candidate)))
+            except FaceRejected as exc:
+                reply = ("rejected", task, exc.reason, exc.message) if kind == "screen" else \
+                    ("failed", task, f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - reported; the parent does the task itself
                 reply = ("failed", task, f"{type(exc).__name__}: {exc}")
             send(write_fd, reply)
 

@@ -21,7 +21,7 @@ from miex_gen.generate import (
     remote_prepare,
     renderer_options,
 )
-from miex_gen.identities import list_candidates
+from miex_gen.identities import list_candidates, load_candidate
 from miex_gen.prepare_process import HelperUnavailable, PrepareHelper, usable_cores
 from miex_gen.shards import DatasetReader
 
@@ -163,3 +163,28 @@ def test_closing_takes_back_unsent_work_and_waits_only_for_what_was_sent(folder,
     prefetch.close()
     assert time.perf_counter() - start < 20  # a taken-back task is never waited for (that would be 60 s each)
     assert all(f.done() for f in futures) and sum(f.cancelled() for f in futures) >= 1
+
+
+def test_screening_in_the_helper_keeps_and_skips_exactly_what_this_process_would(folder, helper, tmp_path,
+                                                                                  feat_test_data):
+    from miex_gen.identities import screen
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for photo in folder.iterdir():
+        (mixed / photo.name).write_bytes(photo.read_bytes())
+    (mixed / "b_notes.jpg").write_text("not an image")
+    (mixed / "c_landscape.png").write_bytes((feat_test_data / "free-mountain-vector-01.jpg").read_bytes())
+    config = _config(mixed)
+    renderer = build_renderer(config)
+    candidates = list_candidates(config.ids)
+    remote = _remote(helper, config)
+
+    def check(candidate):
+        renderer.screen(load_candidate(candidate))
+
+    here = screen(candidates, check, wanted=None)
+    for every in (1, 2):  # all of them there; every second one there
+        there = screen(candidates, check, wanted=None, offload=remote.screen, offload_every=every)
+        assert there == here
+    assert {s.reason for s in here[1]} == {"not_an_image", "no_face"} and len(here[0]) == 3
