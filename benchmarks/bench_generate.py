@@ -139,15 +139,28 @@ def pipeline(config: GenerateConfig, warm_helper: bool = True) -> tuple[int, flo
     return result.num_samples, time.perf_counter() - start
 
 
+PEAK_SCRIPT = """
+import json, os, sys
+sys.path.insert(0, sys.argv[2])
+from miex_gen.config import GenerateConfig
+from miex_gen.generate import generate
+from miex_gen.prepare_process import shared_helper
+
+def peak_kb(pid):  # VmHWM: this process image's peak (ru_maxrss would count the parent's pages before exec)
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+generate(GenerateConfig.from_mapping(json.loads(sys.argv[1])))
+helper = shared_helper()
+print(peak_kb(os.getpid()), peak_kb(helper.pid) if helper is not None and helper.alive else 0)
+"""
+
+
 def peak_rss_mb(config: GenerateConfig) -> tuple[float, float]:
-    """Peak resident MB of a ``generate`` process and of its helper process (0 if none ran)."""
-    script = ("import json,sys,resource; sys.path.insert(0, sys.argv[2]);"
-              "from miex_gen.config import GenerateConfig; from miex_gen.generate import generate;"
-              "from miex_gen.prepare_process import close_shared_helper;"
-              "generate(GenerateConfig.from_mapping(json.loads(sys.argv[1]))); close_shared_helper();"
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-              " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", script, json.dumps(config.to_dict()), str(REPO)],
+    """Peak resident MB of a ``generate`` process and of its helper process (0 if none ran); Linux."""
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, json.dumps(config.to_dict()), str(REPO)],
                          capture_output=True, text=True, check=True)
     main_kb, helper_kb = out.stdout.strip().splitlines()[-1].split()
     return int(main_kb) / 1024, int(helper_kb) / 1024

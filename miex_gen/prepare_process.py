@@ -119,6 +119,10 @@ class PrepareHelper:
     def alive(self) -> bool:
         return self._alive
 
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
     def built(self, key: str) -> bool:
         """Whether the child has built (and warmed up) the renderer named ``key``."""
         return key in self._built

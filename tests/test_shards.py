@@ -391,3 +391,16 @@ def test_merge_reuses_a_fresh_digest_and_rehashes_a_changed_file(tmp_path):
     os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     manifest = merge_dataset(d, digests={shard.name: taken})
     assert manifest["shards"][0]["sha256"] == sha256_file(shard)
+
+
+def test_a_column_is_read_alone_and_matches_the_table(tmp_path):
+    write_dataset(tmp_path, sizes=(6,))
+    path = tmp_path / shard_name(0)
+    alone = ShardReader(path)
+    columns = {name: alone.column(name) for name in ("label", "identity", "source_kind", "render_meta")}
+    assert alone._table is None  # merge and the card read shard after shard without keeping tables
+    table = ShardReader(path).table()
+    for name, values in columns.items():
+        np.testing.assert_array_equal(values, table[name], err_msg=name)
+    with pytest.raises(KeyError, match="frames"):
+        alone.column("frames")

@@ -55,12 +55,11 @@ def card_text(manifest: dict[str, Any], readers: list[ShardReader]) -> str:
     total = max(1, manifest["num_samples"])
     provenance: dict[str, int] = {}
     identities: set[str] = set()
-    for reader in readers:
-        table = reader.table()
-        names, counts = np.unique(table["dataset"], return_counts=True)
+    for reader in readers:  # column by column: memory does not grow with the dataset
+        names, counts = np.unique(reader.column("dataset"), return_counts=True)
         for name, count in zip(names, counts):
             provenance[str(name) or "(none)"] = provenance.get(str(name) or "(none)", 0) + int(count)
-        identities.update(table["identity"].tolist())
+        identities.update(reader.column("identity").tolist())
     lines = [
         "# Synthetic micro-expression dataset (miex format v1)",
         "",

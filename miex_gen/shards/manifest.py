@@ -33,14 +33,13 @@ def _counts(values: np.ndarray, names: list[str] | tuple[str, ...] | None = None
 
 
 def shard_entry(reader: ShardReader, sha256: str | None = None) -> dict[str, Any]:
-    """The manifest entry of one shard (reads the table; hashes the file unless its ``sha256`` is known)."""
-    table = reader.table()
+    """The manifest entry of one shard (reads two columns; hashes the file unless its ``sha256`` is known)."""
     return {
         "file": reader.path.name,
         "shard_index": int(reader.attrs.get("shard_index", -1)),
         "num_samples": len(reader),
-        "class_counts": _counts(table["label"], reader.class_names),
-        "source_kind_counts": _counts(table["source_kind"]),
+        "class_counts": _counts(reader.column("label"), reader.class_names),
+        "source_kind_counts": _counts(reader.column("source_kind")),
         "size_bytes": reader.path.stat().st_size,
         "sha256": sha256 or sha256_file(reader.path),
     }

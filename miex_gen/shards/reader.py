@@ -298,15 +298,23 @@ class ShardReader:
     def table(self) -> dict[str, np.ndarray]:
         """All per-sample fields except frames/aus, decoded, cached per process."""
         if self._table is None:
-            f = self._open().file
-            table: dict[str, np.ndarray] = {}
-            for name in schema.SCALAR_FIELDS:
-                table[name] = f[name][:]
-            for name in schema.STRING_FIELDS:
-                table[name] = _decode_strings(f[name][:])
-            table["render_meta"] = np.array(f["render_meta"].asstr()[:], dtype=object)
-            self._table = table
+            self._table = {name: self.column(name) for name in (*schema.SCALAR_FIELDS, *schema.STRING_FIELDS,
+                                                                "render_meta")}
         return self._table
+
+    def column(self, name: str) -> np.ndarray:
+        """One per-sample field (not frames/aus), decoded; from the table if it is cached, else read
+        without caching (summaries over many shards then need one column's memory, not tables')."""
+        if self._table is not None:
+            return self._table[name]
+        f = self._open().file
+        if name in schema.SCALAR_FIELDS:
+            return f[name][:]
+        if name in schema.STRING_FIELDS:
+            return _decode_strings(f[name][:])
+        if name == "render_meta":
+            return np.array(f["render_meta"].asstr()[:], dtype=object)
+        raise KeyError(f"{name!r} is not a per-sample table field")
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         i = self._check_index(index)
