@@ -212,8 +212,8 @@ class PrepareHelper:
                             log.debug("prepare helper: %s", message[2])
                             future.set_exception(HelperUnavailable(message[2]))
                     self._dispatch()
-        except (OSError, EOFError, pickle.UnpicklingError) as exc:
-            log.debug("prepare helper: reading failed: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - whatever breaks the exchange, callers must not hang
+            log.debug("prepare helper: reading failed: %r", exc)
         self._give_up()
 
     def _give_up(self) -> None:
