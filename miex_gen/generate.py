@@ -553,6 +553,9 @@ def _render_here(out: Path, todo: Sequence[int], config: GenerateConfig, kept: S
             while rendered:
                 k_done, writer = rendered.pop()
                 pending.append((k_done, finisher.submit(finish_shard, writer)))
+            while len(pending) > 1:  # at most one shard (its frames in memory) waits for the finisher
+                k_done, future = pending.pop(0)
+                finished(k_done, future.result())
 
         try:
             for k in todo:

@@ -135,6 +135,7 @@ class ShardWriter:
             self._file.attrs["num_samples"] = self._written  # written last: marks the file complete
             self._file.flush()
             self._file.close()
+            self._frames_block = self._aus_block = None  # up to BLOCK_BYTES: not kept while renaming
         except BaseException as exc:
             self.abort(type(exc), exc, exc.__traceback__)
             raise
