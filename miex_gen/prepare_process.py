@@ -255,8 +255,9 @@ _HELPER: dict[int, PrepareHelper] = {}  # per process: started once, reused by e
 
 def shared_helper() -> PrepareHelper | None:
     """This process's helper (started on first use, restarted if it died), or None where a
-    second process cannot run beside this one (a single usable core)."""
-    if usable_cores() < 2:
+    second process cannot run beside this one (a single usable core, or not POSIX): generation
+    then prepares in threads."""
+    if usable_cores() < 2 or os.name != "posix":  # pipes handed over with pass_fds: POSIX only
         return None
     helper = _HELPER.get(os.getpid())
     if helper is None or not helper.alive:
