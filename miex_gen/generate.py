@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -280,8 +281,7 @@ def render_shard(out: Path, k: int, config: GenerateConfig, candidates: Sequence
 
 def render_shard_unfinished(out: Path, k: int, config: GenerateConfig, candidates: Sequence[IdentityCandidate],
                             batch_size: int | None = None, on_batch: Callable[[int], None] | None = None,
-                            renderer=None, plan: Plan | None = None, screened: ScreenedImages | None = None,
-                            prefetch: PreparedPrefetcher | None = None,
+                            renderer=None, plan: Plan | None = None, prefetch: PreparedPrefetcher | None = None,
                             opened: Callable[[], None] | None = None) -> Any:
     """Render every sample of shard ``k`` into an open ``ShardWriter`` (still under its temp name).
 
@@ -302,7 +302,7 @@ def render_shard_unfinished(out: Path, k: int, config: GenerateConfig, candidate
     batch = batch_size or getattr(renderer, "default_batch_size", 8)
     own_prefetch = prefetch is None
     if own_prefetch:
-        prefetch = PreparedPrefetcher(renderer, plan.row_identities([k]), PhotoLoader(candidates, screened))
+        prefetch = PreparedPrefetcher(renderer, plan.row_identities([k]), PhotoLoader(candidates))
 
     attrs = shard_attrs(config, renderer, plan, resolved, k)
     compression = None if config.compression == "default" else config.compression
@@ -483,7 +483,7 @@ class RemotePrepare:
     helper: Any  # prepare_process.PrepareHelper
     renderer: tuple[str, dict[str, Any]]
 
-    @property
+    @cached_property
     def key(self) -> str:
         return json.dumps([self.renderer[0], self.renderer[1]], sort_keys=True, default=str)
 
@@ -549,22 +549,24 @@ def _render_here(out: Path, todo: Sequence[int], config: GenerateConfig, kept: S
         pending: list[tuple[int, Any]] = []
         rendered: list[tuple[int, Any]] = []  # the last shard rendered, until the finisher gets it
 
+        def settle(keep: int = 0, wait: bool = True) -> None:
+            """Report finished shards in order, waiting (if ``wait``) until at most ``keep`` are open."""
+            while len(pending) > keep and (wait or pending[0][1].done()):
+                k_done, future = pending.pop(0)
+                finished(k_done, future.result())
+
         def hand_over() -> None:
             while rendered:
                 k_done, writer = rendered.pop()
                 pending.append((k_done, finisher.submit(finish_shard, writer)))
-            while len(pending) > 1:  # at most one shard (its frames in memory) waits for the finisher
-                k_done, future = pending.pop(0)
-                finished(k_done, future.result())
+            settle(keep=1)  # at most one shard (its frames in memory) waits for the finisher
 
         try:
             for k in todo:
                 rendered.append((k, render_shard_unfinished(
                     out, k, config, kept, config.batch_size, renderer=renderer, plan=plan,
                     on_batch=lambda n: notify("samples", {"n": n}), prefetch=prefetch, opened=hand_over)))
-                while pending and pending[0][1].done():
-                    k_done, future = pending.pop(0)
-                    finished(k_done, future.result())
+                settle(wait=False)
             hand_over()
         except BaseException:  # shards already rendered are still completed; this error is the one raised
             hand_over()
@@ -572,8 +574,7 @@ def _render_here(out: Path, todo: Sequence[int], config: GenerateConfig, kept: S
                 if future.exception() is None:
                     finished(k_done, future.result())
             raise
-        for k_done, future in pending:
-            finished(k_done, future.result())
+        settle()
 
 
 def single_threaded_blas():

@@ -155,8 +155,8 @@ class Plan:
 
     def row_identities(self, shards: Sequence[int]) -> list[str]:
         """The identity of every row of ``shards``, in rendering order."""
-        return [self.identities[i] for k in shards for i in self.identity_index[self.shard_rows(k).start:
-                                                                                   self.shard_rows(k).stop].tolist()]
+        rows = [self.shard_rows(k) for k in shards]
+        return [self.identities[i] for r in rows for i in self.identity_index[r.start:r.stop].tolist()]
 
     def aus_of(self, rows: Sequence[int] | range) -> np.ndarray:
         idx = np.asarray(list(rows), dtype=np.int64)

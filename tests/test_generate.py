@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from face_helpers import save_face_photos
 from PIL import Image
 
 from cli.main import cli
@@ -29,11 +30,7 @@ PHOTOS = ("single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-p
 @pytest.fixture(scope="module")
 def face_folder(tmp_path_factory, feat_test_data) -> Path:
     """Four real face photos (downscaled copies made at test time) plus three unusable files."""
-    folder = tmp_path_factory.mktemp("faces")
-    for name in PHOTOS:
-        image = Image.open(feat_test_data / name).convert("RGB")
-        image.thumbnail((320, 320))
-        image.save(folder / f"{Path(name).stem}.png")
+    folder = save_face_photos(feat_test_data, tmp_path_factory.mktemp("faces"), PHOTOS, 320)
     (folder / "zz_notes.jpg").write_text("this is not an image")
     full = (feat_test_data / "single_face.jpg").read_bytes()
     (folder / "zz_truncated.jpg").write_bytes(full[: len(full) // 3])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from face_helpers import save_face_photos
 
 from miex_gen.config import GenerateConfig
 from miex_gen.errors import DataError
@@ -31,12 +31,7 @@ TWO_CORES = pytest.mark.skipif(usable_cores() < 2, reason="generate starts no he
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory, feat_test_data) -> Path:
-    root = tmp_path_factory.mktemp("faces")
-    for name in PHOTOS:
-        image = Image.open(feat_test_data / name).convert("RGB")
-        image.thumbnail((300, 300))
-        image.save(root / f"{Path(name).stem}.png")
-    return root
+    return save_face_photos(feat_test_data, tmp_path_factory.mktemp("faces"), PHOTOS, 300)
 
 
 def _config(folder: Path, out: Path | None = None, **kw) -> GenerateConfig:
